@@ -1,0 +1,208 @@
+"""The Python API (INTERFACE.md, "Python API"): shaped like the seed's calls, for programs that have
+already decided (no confirmation step; prune works without the server's opt-in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from memsweep.config import Settings
+from memsweep.errors import InvalidInput
+from memsweep.results import (
+    AddResult,
+    AuditEntry,
+    DataItem,
+    DataPage,
+    DatasetInfo,
+    DeletionReport,
+    DoctorReport,
+    PruneReport,
+    RebuildReport,
+    SearchHit,
+)
+from memsweep.storage import deleter, ingest, maintenance, queries
+from memsweep.storage.deleter import Progress, Target
+from memsweep.storage.engine import Engine
+from memsweep.storage.plan import Plan, Wipe
+from memsweep.storage.report import build_report, done_message, preview_message
+
+
+class Memory:
+    """`async with Memory.open(data_dir) as mem: ...`"""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.user = settings.user
+        self._engine = engine
+        self.datasets = _Datasets(self)
+        self.prune = _Prune(self)
+
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None, *, user: str = "default", **settings: Any) -> Memory:
+        base = Settings(**settings) if settings else Settings()
+        if data_dir is not None:
+            base = base.with_(data_dir=Path(data_dir))
+        return cls(base.with_(user=user))
+
+    def as_user(self, user: str) -> Memory:
+        """The same open engine, acting for another user (the server maps each caller this way)."""
+        return Memory(self.settings.with_(user=user), self.engine)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("Memory is not open; use `async with Memory.open(...) as mem:`")
+        return self._engine
+
+    async def __aenter__(self) -> Memory:
+        self._engine = await Engine.open(self.settings)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.close()
+
+    # -- memories --------------------------------------------------------------------------------------
+    async def add(
+        self,
+        dataset: str,
+        text: str | None = None,
+        *,
+        path: str | None = None,
+        name: str | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        relations: list[dict[str, Any]] | None = None,
+        copy: bool = True,
+    ) -> AddResult:
+        return await ingest.add(
+            self.engine, self.user, dataset, text=text, path=path, name=name,
+            entity_list=entities, relation_list=relations, copy=copy,
+        )  # fmt: skip
+
+    async def search(self, query: str, dataset: str | None = None, limit: int = 10) -> list[SearchHit]:
+        return await queries.search(self.engine, self.user, query, dataset, limit)
+
+    async def rebuild(self) -> RebuildReport:
+        return await maintenance.rebuild(self.engine)
+
+    async def doctor(self, repair: bool = False) -> DoctorReport:
+        return await maintenance.doctor(self.engine, repair)
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        return await queries.audit_log(self.engine, None, limit)
+
+    # -- the delete path -------------------------------------------------------------------------------
+    async def plan(self, target: Target) -> Plan:
+        return await deleter.make_plan(self.engine, self.user, target)
+
+    async def run(
+        self,
+        target: Target,
+        *,
+        dry_run: bool = False,
+        erase: bool = True,
+        expected_fingerprint: str | None = None,
+        progress: Progress | None = None,
+    ) -> DeletionReport:
+        if dry_run:
+            plan = await self.plan(target)
+            return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
+        plan = await deleter.execute(
+            self.engine,
+            self.user,
+            target,
+            erase=erase,
+            expected_fingerprint=expected_fingerprint,
+            progress=progress,
+        )
+        return build_report(plan, dry_run=False, executed=True, message=done_message(plan, erase))
+
+    async def forget(
+        self,
+        data_id: str | None = None,
+        dataset: str | None = None,
+        everything: bool = False,
+        memory_only: bool = False,
+        dry_run: bool = False,
+        erase: bool = True,
+    ) -> DeletionReport:
+        return await self.run(forget_target(data_id, dataset, everything, memory_only), dry_run=dry_run, erase=erase)
+
+
+def forget_target(data_id: str | None, dataset: str | None, everything: bool, memory_only: bool) -> Target:
+    if everything and (data_id or dataset):
+        raise InvalidInput("`everything=true` cannot be combined with `data_id` or `dataset`. Nothing was deleted.")
+    if data_id:
+        return Target("forget", "item", data_id=data_id, dataset=dataset, memory_only=memory_only)
+    if dataset:
+        return Target("forget", "dataset", dataset=dataset, memory_only=memory_only)
+    if everything:
+        return Target("forget", "all", memory_only=memory_only)
+    raise InvalidInput("Say what to forget: `data_id`, `dataset`, or `everything=true`. Nothing was deleted.")
+
+
+def prune_target(files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Target:
+    wipe = Wipe(files=files, graph=graph, vector=vector, metadata=metadata, cache=cache)
+    if not wipe.any:
+        raise InvalidInput("Choose at least one layer: files, graph, vector, metadata or cache. Nothing was deleted.")
+    return Target("prune", "prune", wipe=wipe)
+
+
+class _Datasets:
+    def __init__(self, mem: Memory) -> None:
+        self._m = mem
+
+    async def list_datasets(self) -> list[DatasetInfo]:
+        return await queries.list_datasets(self._m.engine, self._m.user)
+
+    async def list_data(self, dataset_id: str) -> list[DataItem]:
+        return await queries.list_data(self._m.engine, self._m.user, dataset_id)
+
+    async def list_data_page(self, dataset_id: str, cursor: str | None = None, limit: int = 50) -> DataPage:
+        return await queries.list_data_page(self._m.engine, self._m.user, dataset_id, cursor, limit)
+
+    async def delete_data(
+        self, dataset_id: str, data_id: str, dry_run: bool = False, erase: bool = True
+    ) -> DeletionReport:
+        target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
+        return await self._m.run(target, dry_run=dry_run, erase=erase)
+
+    async def empty_dataset(self, dataset_id: str, dry_run: bool = False, erase: bool = True) -> DeletionReport:
+        return await self._m.run(Target("empty_dataset", "dataset", dataset=dataset_id), dry_run=dry_run, erase=erase)
+
+    async def delete_all(self, dry_run: bool = False, erase: bool = True) -> DeletionReport:
+        return await self._m.run(Target("delete_all", "all"), dry_run=dry_run, erase=erase)
+
+
+class _Prune:
+    def __init__(self, mem: Memory) -> None:
+        self._m = mem
+
+    async def prune_data(self, dry_run: bool = False) -> PruneReport:
+        return await self.prune(files=True, dry_run=dry_run)
+
+    async def prune_system(
+        self,
+        graph: bool = True,
+        vector: bool = True,
+        metadata: bool = False,
+        cache: bool = True,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        return await self.prune(graph=graph, vector=vector, metadata=metadata, cache=cache, dry_run=dry_run)
+
+    async def prune(
+        self,
+        files: bool = False,
+        graph: bool = False,
+        vector: bool = False,
+        metadata: bool = False,
+        cache: bool = False,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        report = await self._m.run(prune_target(files, graph, vector, metadata, cache), dry_run=dry_run)
+        assert isinstance(report, PruneReport)
+        return report

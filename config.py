@@ -1,0 +1,51 @@
+"""Settings shared by the engine, the server and the CLI (flags > environment > defaults)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """`MEMSWEEP_DATA_DIR`, else `$XDG_DATA_HOME/memsweep`, else `~/.local/share/memsweep`."""
+    env = os.environ.get("MEMSWEEP_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "memsweep"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one call may carry; every breach is an `InvalidInput` with the limit in its text."""
+
+    max_text_bytes: int = 1_000_000
+    max_file_bytes: int = 50_000_000
+    max_name_chars: int = 255
+    max_entities_per_item: int = 500
+    max_relations_per_item: int = 1000
+    max_page_size: int = 200
+    max_search_limit: int = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    user: str = field(default_factory=lambda: os.environ.get("MEMSWEEP_USER", "default"))
+    graph_backend: str = field(default_factory=lambda: os.environ.get("MEMSWEEP_GRAPH_BACKEND", "kuzu"))
+    metadata_url: str | None = field(default_factory=lambda: os.environ.get("MEMSWEEP_METADATA_URL") or None)
+    allow_prune: bool = field(default_factory=lambda: _env_flag("MEMSWEEP_ALLOW_PRUNE"))
+    embedder: str = field(default_factory=lambda: os.environ.get("MEMSWEEP_EMBEDDER", "hashing"))
+    token_ttl_seconds: int = 300
+    # How long a writer waits for another memsweep process that holds the data directory.
+    lock_timeout_seconds: float = field(default_factory=lambda: float(os.environ.get("MEMSWEEP_LOCK_TIMEOUT", "10")))
+    limits: Limits = field(default_factory=Limits)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

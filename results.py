@@ -1,0 +1,126 @@
+"""Pydantic models returned by the engine's Python API and by the MCP tools (their output schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DatasetInfo(_Result):
+    id: str
+    name: str
+    owner: str
+    items: int
+    created_at: datetime
+    can_delete: bool
+
+
+class DatasetList(_Result):
+    datasets: list[DatasetInfo]
+
+
+class DataItem(_Result):
+    id: str
+    name: str
+    mime_type: str
+    size_bytes: int
+    content_hash: str
+    created_at: datetime
+    chunks: int
+    entities: int
+    owned_file: bool
+
+
+class DataPage(_Result):
+    dataset_id: str
+    items: list[DataItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class AddResult(_Result):
+    data_id: str
+    dataset_id: str
+    dataset_name: str
+    chunks: int
+    entities: int
+    deduplicated: bool = Field(description="True when identical content was already stored and is shared.")
+
+
+class SearchHit(_Result):
+    data_id: str
+    dataset_id: str
+    name: str
+    snippet: str
+    score: float
+
+
+class SearchResult(_Result):
+    hits: list[SearchHit]
+
+
+class DeletionCounts(_Result):
+    datasets: int = 0
+    items: int = 0
+    chunks: int = 0
+    vectors: int = 0
+    nodes_deleted: int = 0
+    nodes_kept_shared: int = 0
+    edges_deleted: int = 0
+    files_deleted: int = 0
+    files_kept: int = 0
+    bytes_freed: int = 0
+    cache_entries: int = 0
+
+
+class DeletionReport(DeletionCounts):
+    dry_run: bool
+    executed: bool = Field(description="True when this call carried out its plan (even an empty one).")
+    confirmation_required: bool = False
+    confirm_token: str | None = None
+    expires_at: datetime | None = None
+    kept_shared: list[str] = Field(
+        default_factory=list,
+        description="Up to 20 graph nodes kept because other items still reference them.",
+    )
+    message: str = ""
+    fingerprint: str = Field("", description="Identifies the exact plan; a confirmation is bound to it.")
+
+
+class PruneReport(DeletionReport):
+    layers: dict[str, DeletionCounts] = Field(default_factory=dict)
+
+
+class RebuildReport(_Result):
+    items: int
+    chunks: int
+    vectors: int
+    nodes: int
+    message: str
+
+
+class DoctorFinding(_Result):
+    kind: str
+    count: int
+    detail: str
+    repaired: bool = False
+
+
+class DoctorReport(_Result):
+    consistent: bool
+    findings: list[DoctorFinding]
+    checked: dict[str, int]
+    repaired: bool = False
+
+
+class AuditEntry(_Result):
+    seq: int
+    at: datetime
+    user: str
+    op: str
+    counts: dict[str, int]
+    data_ids: list[str]

@@ -1,0 +1,146 @@
+"""Users, datasets and permissions, read and written inside the caller's metadata transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from memsweep.errors import InvalidInput, NotFound, PermissionDenied
+from memsweep.storage.ids import is_uuid, new_id
+from memsweep.storage.schema import acl, datasets, users
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+PERMISSIONS = ("read", "write", "delete", "share")
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    id: str
+    name: str
+    owner_id: str
+    owner: str
+    created_at: datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_user_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
+        raise InvalidInput("A user name must be 1–255 characters without NUL bytes.")
+    return name.strip()
+
+
+async def user_id(conn: AsyncConnection, name: str, *, create: bool) -> str | None:
+    row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
+    if row:
+        return row[0]
+    if not create:
+        return None
+    uid = new_id()
+    await conn.execute(users.insert().values(id=uid, name=name, created_at=now()))
+    return uid
+
+
+async def permissions(conn: AsyncConnection, uid: str | None, ds: DatasetRow) -> set[str]:
+    if uid is None:
+        return set()
+    if ds.owner_id == uid:
+        return set(PERMISSIONS)
+    rows = await conn.execute(select(acl.c.permission).where(acl.c.dataset_id == ds.id, acl.c.user_id == uid))
+    return {r[0] for r in rows}
+
+
+def _dataset_select():  # type: ignore[no-untyped-def]
+    return select(
+        datasets.c.id,
+        datasets.c.name,
+        datasets.c.owner_id,
+        users.c.name.label("owner"),
+        datasets.c.created_at,
+    ).join(users, users.c.id == datasets.c.owner_id)
+
+
+def readable_condition(uid: str):  # type: ignore[no-untyped-def]
+    shared = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "read")
+    return or_(datasets.c.owner_id == uid, datasets.c.id.in_(shared))
+
+
+async def find_dataset(conn: AsyncConnection, uid: str | None, ref: str) -> DatasetRow | None:
+    """A dataset by id (any the caller can read) or by name (the caller's own)."""
+    if uid is None:
+        return None
+    if is_uuid(ref):
+        row = (await conn.execute(_dataset_select().where(datasets.c.id == ref.lower()))).first()
+    else:
+        row = (await conn.execute(_dataset_select().where(datasets.c.owner_id == uid, datasets.c.name == ref))).first()
+    if row is None:
+        return None
+    ds = DatasetRow(row.id, row.name, row.owner_id, row.owner, row.created_at)
+    if not ({"read"} & await permissions(conn, uid, ds)):
+        return None  # another user's dataset the caller cannot read: indistinguishable from absent
+    return ds
+
+
+async def require_dataset(conn: AsyncConnection, uid: str | None, ref: str, permission: str) -> DatasetRow:
+    ds = await find_dataset(conn, uid, ref)
+    if ds is None:
+        raise NotFound(
+            f"No dataset {ref!r} that you can see. Nothing was changed; call list_datasets for the ids and "
+            "names you can use."
+        )
+    if permission not in await permissions(conn, uid, ds):
+        raise PermissionDenied(
+            f"You do not have the '{permission}' permission on dataset {ds.name!r} (owner {ds.owner}). "
+            f"Nothing was changed; ask its owner or the operator to run "
+            f"`memsweep grant <user> {ds.id} {permission}`."
+        )
+    return ds
+
+
+def check_dataset_name(name: str, max_chars: int) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput("A dataset name must be a string.")
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > max_chars or any(ord(c) < 32 for c in cleaned):
+        raise InvalidInput(
+            f"Dataset names must be 1–{max_chars} printable characters; got {name[:40]!r}. Nothing was changed."
+        )
+    if is_uuid(cleaned):
+        raise InvalidInput("A dataset name cannot look like a UUID (ids and names would be ambiguous).")
+    return cleaned
+
+
+async def dataset_for_add(conn: AsyncConnection, uid: str, ref: str, max_chars: int) -> tuple[DatasetRow, bool]:
+    """The dataset to add into (needs `write`), created under the caller's ownership when `ref` is a new name."""
+    existing = await find_dataset(conn, uid, ref)
+    if existing is not None:
+        if "write" not in await permissions(conn, uid, existing):
+            raise PermissionDenied(
+                f"You do not have the 'write' permission on dataset {existing.name!r}. Nothing was stored."
+            )
+        return existing, False
+    if is_uuid(ref):
+        raise NotFound(f"No dataset with id {ref!r} that you can see. Nothing was stored; pass a name to create one.")
+    name = check_dataset_name(ref, max_chars)
+    ds_id = new_id()
+    created = now()
+    await conn.execute(datasets.insert().values(id=ds_id, name=name, owner_id=uid, created_at=created))
+    owner = (await conn.execute(select(users.c.name).where(users.c.id == uid))).scalar_one()
+    return DatasetRow(ds_id, name, uid, owner, created), True
+
+
+async def deletable_dataset_ids(conn: AsyncConnection, uid: str | None) -> list[str]:
+    if uid is None:
+        return []
+    granted = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "delete")
+    rows = await conn.execute(
+        select(datasets.c.id).where(or_(datasets.c.owner_id == uid, datasets.c.id.in_(granted))).order_by(datasets.c.id)
+    )
+    return [r[0] for r in rows]
+
+
+async def count_datasets(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(datasets))).scalar_one())

@@ -1,0 +1,319 @@
+"""The delete path, one for every deleting call (DESIGN.md, "The delete path"):
+
+plan (read-only) → dry run returns it → permission checked while resolving the target → journal record
+commits and hides the items → vectors, graph, files, cache (batched, idempotent) → metadata purge, journal
+closed, audit entry (one transaction) → erase. `recovery.resume` re-runs `apply` for any journal record a
+crash left open; `apply` recomputes nothing the journal did not fix: its sets come from the plan, which
+for a resume is recomputed from the rows the journal record still owns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from memsweep.errors import ConfirmationRequired, InvalidInput, NotFound
+from memsweep.storage import access
+from memsweep.storage.engine import Engine
+from memsweep.storage.faults import crash_point
+from memsweep.storage.ids import new_id, parse_uuid
+from memsweep.storage.metadata import set_state
+from memsweep.storage.plan import Plan, Wipe, plan_scope
+from memsweep.storage.schema import (
+    acl,
+    audit,
+    chunk_entities,
+    chunks,
+    data,
+    data_entities,
+    datasets,
+    entities,
+    journal,
+    relations,
+)
+from sqlalchemy import ColumnElement, and_, delete, select, true, update
+
+Progress = Callable[[int, int, str], Awaitable[None]]
+STEPS = ("journal", "vectors", "graph", "files", "purge", "erase")
+GRAPH_BATCH = 2000
+SQL_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a deleting call names. `kind`: item, dataset, all, prune."""
+
+    op: str
+    kind: str
+    data_id: str | None = None
+    dataset: str | None = None
+    memory_only: bool = False
+    wipe: Wipe = field(default_factory=Wipe)
+
+
+class PlanChanged(ConfirmationRequired):
+    """The data changed between the preview (or the question) and the execution; nothing was deleted."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__("The data changed since the preview; nothing was deleted.")
+        self.plan = plan
+
+
+async def _resolve(engine: Engine, conn, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """The target as a scope on `data` plus the datasets it removes; checks existence and `delete`."""
+    uid = await access.user_id(conn, user, create=False)
+    if target.kind == "item":
+        data_id = parse_uuid(target.data_id, "data_id")
+        row = (await conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id))).first()
+        if target.dataset is not None:
+            ds = await access.require_dataset(conn, uid, target.dataset, "delete")
+            if row is None or row.dataset_id != ds.id or row.status != "active":
+                raise NotFound(
+                    f"No item {data_id} in dataset {ds.name!r} (it may already have been deleted). "
+                    "Nothing was deleted; call list_data to see what the dataset holds."
+                )
+        else:
+            if row is None or row.status != "active" or await access.find_dataset(conn, uid, row.dataset_id) is None:
+                raise NotFound(
+                    f"No item {data_id} that you can see (it may already have been deleted). Nothing was deleted."
+                )
+            await access.require_dataset(conn, uid, row.dataset_id, "delete")
+        return and_(data.c.id == data_id, data.c.status == "active"), ()
+    if target.kind == "dataset":
+        if not isinstance(target.dataset, str) or not target.dataset.strip():
+            raise InvalidInput("A dataset id or name is required. Nothing was deleted.")
+        ds = await access.require_dataset(conn, uid, target.dataset.strip(), "delete")
+        removed = () if target.memory_only else (ds.id,)
+        return and_(data.c.dataset_id == ds.id, data.c.status == "active"), removed
+    if target.kind == "all":
+        ids = await access.deletable_dataset_ids(conn, uid)
+        removed = () if target.memory_only else tuple(ids)
+        return and_(data.c.dataset_id.in_(ids), data.c.status == "active"), removed
+    raise InvalidInput(f"unknown delete target {target.kind!r}")
+
+
+async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
+    """Read-only: what `target` would delete now, for `user`."""
+    if target.kind == "prune":
+        from memsweep.storage.prune import plan_prune
+
+        return await plan_prune(engine, target.wipe)
+    async with engine.meta.read() as conn:
+        scope, removed = await _resolve(engine, conn, user, target)
+        return await plan_scope(
+            conn,
+            op=target.op,
+            scope=scope,
+            dataset_ids=removed,
+            memory_only=target.memory_only,
+            file_size=engine.file_size,
+            cache_prefix=engine.cache_prefix,
+        )
+
+
+async def execute(
+    engine: Engine,
+    user: str,
+    target: Target,
+    *,
+    erase: bool = True,
+    expected_fingerprint: str | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply."""
+    async with engine.exclusive():
+        plan = await make_plan(engine, user, target)
+        if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
+            raise PlanChanged(plan)
+        if plan.empty:
+            return plan
+        journal_id = await _journal(engine, user, plan, erase)
+        await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
+    return plan
+
+
+async def _journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
+    """One `BEGIN IMMEDIATE` transaction records the intent (ids only) and hides the items."""
+    journal_id = new_id()
+    record = {
+        "dataset_ids": list(plan.dataset_ids),
+        "memory_only": plan.memory_only,
+        "wipe": plan.wipe.__dict__,
+    }
+    async with engine.meta.write() as conn:
+        await conn.execute(
+            journal.insert().values(
+                id=journal_id,
+                op=plan.op,
+                user_name=user,
+                status="open",
+                erase=erase,
+                plan=json.dumps(record),
+                created_at=access.now(),
+            )
+        )
+        for start in range(0, len(plan.data_ids), SQL_BATCH):
+            part = plan.data_ids[start : start + SQL_BATCH]
+            values: dict[str, object] = {"journal_id": journal_id}
+            if not plan.memory_only:
+                values["status"] = "deleting"  # from here on every read filters these items out
+            await conn.execute(update(data).where(data.c.id.in_(part)).values(**values))
+        w = plan.wipe
+        if not w.metadata:
+            # Partial prunes: the items stay but lose a layer, so they are marked for `rebuild`.
+            if w.graph:
+                await conn.execute(update(data).values(graph_ok=False))
+            if w.vector:
+                await conn.execute(update(data).values(vectors_ok=False))
+            if w.files:
+                await conn.execute(update(data).where(data.c.file_state == "stored").values(file_state="pruned"))
+    crash_point("after_journal")
+    return journal_id
+
+
+def _batches(values: tuple[str, ...] | list[str], size: int) -> list[list[str]]:
+    values = list(values)
+    return [values[i : i + size] for i in range(0, len(values), size)] or []
+
+
+async def apply(
+    engine: Engine, journal_id: str, plan: Plan, *, erase: bool, user: str, progress: Progress | None = None
+) -> None:
+    """Steps 5–7 for a journaled plan; every step is idempotent, so a resume simply runs them again."""
+    total = len(STEPS)
+
+    async def tick(done: int, what: str) -> None:
+        if progress is not None:
+            await progress(done, total, what)
+
+    await tick(1, "journal committed; items hidden")
+    w = plan.wipe
+    # Vectors first: a search must not find a vector whose item is going; then graph; then files.
+    if w.vector or w.metadata:
+        await engine.run(engine.vectors.drop)
+    else:
+        for i, part in enumerate(_batches(plan.vector_data_ids, 500)):
+            await engine.run(engine.vectors.delete_data, part)
+            if i == 0:
+                crash_point("mid_vectors")
+    crash_point("after_vectors")
+    await tick(2, "vectors deleted")
+
+    if w.graph or w.metadata:
+        await engine.run(engine.graph.wipe)
+    else:
+        from memsweep.storage.graph import GraphDelete
+
+        await engine.run(
+            engine.graph.delete,
+            GraphDelete(relations=plan.graph_relations, chunk_ids=(), data_ids=(), entity_ids=()),
+        )
+        for i, part in enumerate(_batches(plan.graph_chunk_ids, GRAPH_BATCH)):
+            await engine.run(engine.graph.delete, GraphDelete(chunk_ids=part))
+            if i == 0:
+                crash_point("mid_graph")
+        for part in _batches(plan.graph_data_ids, GRAPH_BATCH):
+            await engine.run(engine.graph.delete, GraphDelete(data_ids=part))
+        for part in _batches(plan.graph_entity_ids, GRAPH_BATCH):
+            await engine.run(engine.graph.delete, GraphDelete(entity_ids=part))
+    crash_point("after_graph")
+    await tick(3, "graph nodes and edges deleted")
+
+    await _remove_files(engine, journal_id, plan)
+    crash_point("after_files")
+    if w.cache or w.metadata:
+        await engine.run(engine.cache.clear)
+    elif plan.cache_keys:
+        await engine.run(engine.cache.delete_many, plan.cache_keys)
+    await tick(4, "files and cache entries removed")
+
+    await _purge(engine, journal_id, plan, user, erase)
+    crash_point("after_purge")
+    await tick(5, "metadata purged; audit recorded")
+
+    if erase:
+        from memsweep.storage.recovery import erase_now
+
+        await erase_now(engine)
+    else:
+        async with engine.meta.write() as conn:
+            await set_state(conn, "erase_pending", "1")
+        engine.schedule_erase()
+    await tick(6, "erased" if erase else "erase deferred to the background sweep")
+
+
+async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
+    if plan.wipe.files:
+        hashes = list(engine.files.hashes())
+    else:
+        hashes = list(plan.files_deleted)
+    if not hashes:
+        return
+    # Re-check under the lease: a file goes only if no item outside this journal still owns it.
+    async with engine.meta.read() as conn:
+        live = {
+            r[0]
+            for part in _batches(hashes, SQL_BATCH)
+            for r in (
+                await conn.execute(
+                    select(data.c.content_hash).where(
+                        data.c.content_hash.in_(part),
+                        data.c.owned == true(),
+                        data.c.file_state == "stored",
+                        data.c.status != "deleting",
+                    )
+                )
+            ).all()
+        }
+    for i, content_hash in enumerate(h for h in hashes if h not in live):
+        await engine.run(engine.files.remove, content_hash)
+        if i == 0:
+            crash_point("mid_files")
+
+
+async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: bool) -> None:
+    """One transaction: metadata rows go, the journal record closes, the audit log gains an entry."""
+    in_journal = select(data.c.id).where(data.c.journal_id == journal_id).scalar_subquery()
+    async with engine.meta.write() as conn:
+        if plan.wipe.metadata:
+            for table in (chunk_entities, chunks, data_entities, relations, data, entities, acl, datasets):
+                await conn.execute(delete(table))
+        elif plan.memory_only:
+            await conn.execute(
+                update(data)
+                .where(data.c.journal_id == journal_id)
+                .values(graph_ok=False, vectors_ok=False, journal_id=None)
+            )
+        elif plan.data_ids or plan.dataset_ids:
+            chunk_ids = select(chunks.c.id).where(chunks.c.data_id.in_(in_journal))
+            await conn.execute(delete(chunk_entities).where(chunk_entities.c.chunk_id.in_(chunk_ids)))
+            await conn.execute(delete(chunks).where(chunks.c.data_id.in_(in_journal)))
+            await conn.execute(delete(data_entities).where(data_entities.c.data_id.in_(in_journal)))
+            await conn.execute(delete(relations).where(relations.c.data_id.in_(in_journal)))
+            await conn.execute(delete(data).where(data.c.journal_id == journal_id))
+            still_used = select(data_entities.c.entity_id)
+            for part in _batches(plan.meta_entity_ids, SQL_BATCH):
+                await conn.execute(delete(entities).where(entities.c.id.in_(part), entities.c.id.not_in(still_used)))
+            for part in _batches(plan.dataset_ids, SQL_BATCH):
+                empty = ~select(data.c.id).where(data.c.dataset_id == datasets.c.id).exists()
+                await conn.execute(delete(acl).where(acl.c.dataset_id.in_(part)))
+                await conn.execute(delete(datasets).where(datasets.c.id.in_(part), empty))
+        await conn.execute(
+            update(journal).where(journal.c.id == journal_id).values(status="done", finished_at=access.now())
+        )
+        counts = plan.counts().model_dump()
+        await conn.execute(
+            audit.insert().values(
+                at=access.now(),
+                user_name=user,
+                op=plan.op,
+                journal_id=journal_id,
+                counts=json.dumps(counts),
+                data_ids=json.dumps(list(plan.data_ids)),
+            )
+        )
+
+
+def journal_scope(journal_id: str) -> ColumnElement[bool]:
+    return data.c.journal_id == journal_id

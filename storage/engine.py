@@ -1,0 +1,177 @@
+"""The engine: one facade over metadata, files, graph, vectors and cache (DESIGN.md, "Layers").
+
+Writes are serialised twice: an asyncio lock inside the process and a lease on the data directory across
+processes (storage/lock.py). Blocking engine calls (Kuzu, LanceDB, file I/O) run in worker threads so the
+event loop keeps serving. Readers never take the locks: they read metadata, which hides an item from the
+moment its deletion is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from memsweep.config import Settings
+from memsweep.errors import StoreUnavailable
+from memsweep.storage.cache import SqliteEmbeddingCache
+from memsweep.storage.embed import Embedder, make_embedder
+from memsweep.storage.files import LocalFileStore
+from memsweep.storage.graph import EmbeddedGraphStore
+from memsweep.storage.lock import IDLE_RELEASE_SECONDS, DirLock
+from memsweep.storage.metadata import MetadataStore, sqlite_url
+
+log = logging.getLogger("memsweep.engine")
+T = TypeVar("T")
+
+# Background sweep for `erase=false`: this long after the last deferred delete, or at close.
+ERASE_DELAY_SECONDS = 5.0
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        meta: MetadataStore,
+        files: LocalFileStore,
+        graph: EmbeddedGraphStore,
+        cache: SqliteEmbeddingCache,
+        embedder: Embedder,
+        lock: DirLock,
+    ) -> None:
+        from memsweep.storage.vectors import LanceVectorStore
+
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.meta = meta
+        self.files = files
+        self.graph = graph
+        self.cache = cache
+        self.embedder = embedder
+        self.vectors = LanceVectorStore(settings.data_dir / "vectors", embedder.dim)
+        self.lock = lock
+        self._write_lock = asyncio.Lock()
+        self._release_handle: asyncio.TimerHandle | None = None
+        self._erase_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, settings: Settings) -> Engine:
+        data_dir = settings.data_dir.expanduser()
+        settings = settings.with_(data_dir=data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"Cannot create the data directory {data_dir}: {exc}") from exc
+        meta = await MetadataStore.open(settings.metadata_url or sqlite_url(data_dir / "metadata.db"))
+        embedder = make_embedder(settings.embedder)
+        engine = cls(
+            settings,
+            meta,
+            LocalFileStore(data_dir / "files"),
+            EmbeddedGraphStore(data_dir / "graph", settings.graph_backend),
+            SqliteEmbeddingCache(data_dir / "cache.db"),
+            embedder,
+            DirLock(data_dir / ".memsweep.lock"),
+        )
+        try:
+            from memsweep.storage.recovery import recover
+
+            async with engine.exclusive():
+                await recover(engine)
+        except BaseException:
+            await engine.close()
+            raise
+        return engine
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        if self._erase_task is not None:
+            self._erase_task.cancel()
+            self._erase_task = None
+        try:
+            from memsweep.storage.recovery import erase_if_pending
+
+            async with self.exclusive(release=True):
+                await erase_if_pending(self)
+        except StoreUnavailable as exc:
+            log.warning("deferred erase not run at close: %s", exc)
+        finally:
+            self.closed = True
+            self.cache.close()
+            await self.meta.close()
+
+    # -- the lease -------------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def exclusive(self, release: bool = False) -> AsyncIterator[None]:
+        """Hold the in-process writer lock and the directory lease (with the graph open)."""
+        async with self._write_lock:
+            if self._release_handle is not None:
+                self._release_handle.cancel()
+                self._release_handle = None
+            if not self.lock.held:
+                await self.run(self.lock.acquire, self.settings.lock_timeout_seconds)
+                try:
+                    await self.run(self.graph.open)
+                except BaseException:
+                    self.lock.release()
+                    raise
+            try:
+                yield
+            finally:
+                if release:
+                    self._release_now()
+                else:
+                    loop = asyncio.get_running_loop()
+                    self._release_handle = loop.call_later(IDLE_RELEASE_SECONDS, self._release_if_idle)
+
+    def _release_if_idle(self) -> None:
+        self._release_handle = None
+        if not self._write_lock.locked():
+            self._release_now()
+
+    def _release_now(self) -> None:
+        # Only called with no graph call in flight (the writer lock is free or held by the caller).
+        self.graph.close()
+        self.lock.release()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call in a worker thread (Kuzu held the loop 381 ms when called directly)."""
+        return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+    def schedule_erase(self) -> None:
+        """`erase=false`: make the deleted bytes unrecoverable a little later, in the background."""
+        if self._erase_task is not None and not self._erase_task.done():
+            return
+
+        async def sweep() -> None:
+            from memsweep.storage.recovery import erase_if_pending
+
+            await asyncio.sleep(ERASE_DELAY_SECONDS)
+            try:
+                async with self.exclusive():
+                    await erase_if_pending(self)
+            except StoreUnavailable as exc:
+                log.warning("background erase postponed: %s", exc)
+
+        self._erase_task = asyncio.get_running_loop().create_task(sweep())
+
+    def cache_key(self, text_hash: str) -> str:
+        return f"{self.embedder.name}:{text_hash}"
+
+    @property
+    def cache_prefix(self) -> str:
+        return f"{self.embedder.name}:"
+
+    def file_size(self, content_hash: str) -> int:
+        return self.files.size(content_hash)
+
+    @property
+    def graph_files(self) -> list[Path]:
+        return sorted(self.graph.root.glob("*"))

@@ -1,0 +1,301 @@
+"""add: file → metadata row `ingesting` → vectors → graph → `active` (the order recovery can undo)."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from memsweep.errors import InvalidInput
+from memsweep.results import AddResult
+from memsweep.storage import access
+from memsweep.storage.engine import Engine
+from memsweep.storage.faults import crash_point
+from memsweep.storage.files import sha256_bytes
+from memsweep.storage.graph import GraphAdd
+from memsweep.storage.ids import entity_id, new_id, normalise_name
+from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
+from memsweep.storage.text import chunk_text, extract_entities
+from memsweep.storage.vectors import VectorRow
+from sqlalchemy import select, update
+
+
+@dataclass(frozen=True)
+class Content:
+    raw: bytes
+    text: str
+    name: str
+    mime_type: str
+    owned: bool
+    source_path: str | None
+
+
+def _text_of(raw: bytes, what: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{what} is not UTF-8 text; memsweep stores text memories. Nothing was stored.") from exc
+    if "\x00" in text:
+        raise InvalidInput(f"{what} contains NUL bytes; memsweep stores text memories. Nothing was stored.")
+    return text
+
+
+def read_content(engine: Engine, text: str | None, path: str | None, name: str | None, copy: bool) -> Content:
+    limits = engine.settings.limits
+    if (text is None) == (path is None):
+        raise InvalidInput("Give exactly one of `text` or `path`. Nothing was stored.")
+    if name is not None and (not name.strip() or len(name) > limits.max_name_chars or "\x00" in name):
+        raise InvalidInput(f"`name` must be 1–{limits.max_name_chars} characters without NUL bytes.")
+    if text is not None:
+        if not copy:
+            raise InvalidInput("`copy=false` applies to files added by `path`; a text is always stored.")
+        raw = text.encode("utf-8", errors="strict") if isinstance(text, str) else b""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("`text` is empty. Nothing was stored.")
+        if len(raw) > limits.max_text_bytes:
+            raise InvalidInput(
+                f"`text` is {len(raw):,} bytes; the limit is {limits.max_text_bytes:,}. Nothing was stored; "
+                "split it into several memories."
+            )
+        _text_of(raw, "`text`")
+        label = name or (" ".join(text.split())[:60] or "text")
+        return Content(raw, text, label, "text/plain", True, None)
+    assert path is not None
+    if not isinstance(path, str) or not path.strip() or "\x00" in path or len(path) > 4096:
+        raise InvalidInput("`path` must be a file path. Nothing was stored.")
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        raise InvalidInput(f"`path` must be absolute; got {path[:200]!r}. Nothing was stored.")
+    try:
+        resolved = p.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise InvalidInput(f"Cannot read {path[:200]!r}: no such file. Nothing was stored.") from exc
+    if not resolved.is_file():
+        raise InvalidInput(f"{path[:200]!r} is not a regular file. Nothing was stored.")
+    if _inside(resolved, engine.data_dir.resolve()):
+        raise InvalidInput("That path is inside memsweep's own data directory. Nothing was stored.")
+    size = resolved.stat().st_size
+    if size > limits.max_file_bytes:
+        raise InvalidInput(
+            f"{resolved.name} is {size:,} bytes; the limit is {limits.max_file_bytes:,}. Nothing was stored."
+        )
+    try:
+        raw = resolved.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read {path[:200]!r}: {exc.strerror}. Nothing was stored.") from exc
+    text = _text_of(raw, resolved.name)
+    if not text.strip():
+        raise InvalidInput(f"{resolved.name} is empty. Nothing was stored.")
+    mime = mimetypes.guess_type(resolved.name)[0] or "text/plain"
+    return Content(raw, text, name or resolved.name, mime, copy, None if copy else str(resolved))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _clean_entities(
+    engine: Engine, given: list[dict[str, Any]] | None, rels: list[dict[str, Any]] | None, text: str
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str, str]]]:
+    """{norm: {name, type, description}} and (source_norm, relation, target_norm)."""
+    limits = engine.settings.limits
+    out: dict[str, dict[str, Any]] = {}
+    triples: list[tuple[str, str, str]] = []
+
+    def add(name: object, etype: object = None, description: object = None) -> str:
+        if not isinstance(name, str) or not name.strip() or len(name) > limits.max_name_chars or "\x00" in name:
+            raise InvalidInput(f"Entity names must be 1–{limits.max_name_chars} characters; got {str(name)[:40]!r}.")
+        norm = normalise_name(name)
+        if not norm:
+            raise InvalidInput(f"Entity name {name[:40]!r} has no letters or digits.")
+        if norm not in out:
+            out[norm] = {
+                "name": " ".join(name.split()),
+                "type": str(etype)[:64] if etype else None,
+                "description": str(description)[:2000] if description else None,
+            }
+        return norm
+
+    if given is None and rels is None:
+        names, pairs = extract_entities(text)
+        for n in names:
+            add(n)
+        triples = [(normalise_name(a), "mentioned_with", normalise_name(b)) for a, b in pairs]
+        return out, [t for t in triples if t[0] in out and t[2] in out and t[0] != t[2]]
+    for ent in given or []:
+        if not isinstance(ent, dict):
+            raise InvalidInput('Each entity must be an object like {"name": "Alice", "type": "person"}.')
+        add(ent.get("name"), ent.get("type"), ent.get("description"))
+    for rel in rels or []:
+        if not isinstance(rel, dict):
+            raise InvalidInput('Each relation must be {"source": …, "relation": …, "target": …}.')
+        label = rel.get("relation")
+        if not isinstance(label, str) or not label.strip() or len(label) > 255:
+            raise InvalidInput("Each relation needs a `relation` label of 1–255 characters.")
+        triples.append((add(rel.get("source")), label.strip(), add(rel.get("target"))))
+    if len(out) > limits.max_entities_per_item or len(triples) > limits.max_relations_per_item:
+        raise InvalidInput(
+            f"At most {limits.max_entities_per_item} entities and {limits.max_relations_per_item} relations "
+            "per item. Nothing was stored."
+        )
+    return out, triples
+
+
+async def add(
+    engine: Engine,
+    user: str,
+    dataset: str,
+    *,
+    text: str | None = None,
+    path: str | None = None,
+    name: str | None = None,
+    entity_list: list[dict[str, Any]] | None = None,
+    relation_list: list[dict[str, Any]] | None = None,
+    copy: bool = True,
+) -> AddResult:
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise InvalidInput("`dataset` (an id or a name) is required. Nothing was stored.")
+    content = read_content(engine, text, path, name, copy)
+    found, triples = _clean_entities(engine, entity_list, relation_list, content.text)
+    pieces = chunk_text(content.text)
+    text_hashes = [hashlib.sha256(p.encode()).hexdigest() for p in pieces]
+    vectors, new_cache = await _embed(engine, pieces, text_hashes)
+    content_hash = sha256_bytes(content.raw)
+    data_id = new_id()
+    chunk_ids = [new_id() for _ in pieces]
+
+    async with engine.exclusive():
+        deduplicated = False
+        if content.owned:
+            deduplicated = await engine.run(engine.files.exists, content_hash)
+            await engine.run(engine.files.put, content.raw)
+        async with engine.meta.write() as conn:
+            uid = await access.user_id(conn, user, create=True)
+            assert uid is not None
+            ds, _created = await access.dataset_for_add(
+                conn, uid, dataset.strip(), engine.settings.limits.max_name_chars
+            )
+            if not content.owned:
+                deduplicated = False
+            ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in found}
+            existing = set()
+            if ent_ids:
+                existing = {
+                    r[0]
+                    for r in (
+                        await conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))
+                    )
+                }
+            new_rows = [
+                {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **found[n]}
+                for n in found
+                if ent_ids[n] not in existing
+            ]
+            await conn.execute(
+                data.insert().values(
+                    id=data_id,
+                    dataset_id=ds.id,
+                    name=content.name[: engine.settings.limits.max_name_chars],
+                    mime_type=content.mime_type,
+                    size_bytes=len(content.raw),
+                    content_hash=content_hash,
+                    owned=content.owned,
+                    source_path=content.source_path,
+                    status="ingesting",
+                    file_state="stored" if content.owned else "reference",
+                    graph_ok=True,
+                    vectors_ok=True,
+                    created_at=access.now(),
+                )
+            )
+            if pieces:
+                await conn.execute(
+                    chunks.insert(),
+                    [
+                        {"id": c, "data_id": data_id, "seq": i, "text": p, "text_hash": h}
+                        for i, (c, p, h) in enumerate(zip(chunk_ids, pieces, text_hashes, strict=True))
+                    ],
+                )
+            if new_rows:
+                await conn.execute(entities.insert(), new_rows)
+            if ent_ids:
+                await conn.execute(
+                    data_entities.insert(), [{"data_id": data_id, "entity_id": e} for e in ent_ids.values()]
+                )
+            mentions = _mentions(pieces, chunk_ids, found, ent_ids)
+            if mentions:
+                await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
+            rel_rows = [
+                {
+                    "id": new_id(),
+                    "data_id": data_id,
+                    "source_id": ent_ids[s],
+                    "target_id": ent_ids[t],
+                    "relation": r,
+                }
+                for s, r, t in dict.fromkeys(triples)
+            ]
+            if rel_rows:
+                await conn.execute(relations.insert(), rel_rows)
+        crash_point("mid_add")
+        await engine.run(
+            engine.vectors.add,
+            [VectorRow(c, data_id, ds.id, v) for c, v in zip(chunk_ids, vectors, strict=True)],
+        )
+        await engine.run(
+            engine.graph.add,
+            GraphAdd(
+                items=[(data_id, ds.id)],
+                chunks=[(c, data_id) for c in chunk_ids],
+                entities=list(ent_ids.values()),
+                mentions=mentions,
+                relations=[(r["id"], data_id, r["source_id"], r["target_id"]) for r in rel_rows],
+            ),
+        )
+        async with engine.meta.write() as conn:
+            await conn.execute(update(data).where(data.c.id == data_id).values(status="active"))
+        # Cached only once the item is live: a refused add must leave no vector of its text behind.
+        await engine.run(engine.cache.put_many, new_cache)
+    return AddResult(
+        data_id=data_id,
+        dataset_id=ds.id,
+        dataset_name=ds.name,
+        chunks=len(pieces),
+        entities=len(ent_ids),
+        deduplicated=deduplicated,
+    )
+
+
+def _mentions(
+    pieces: list[str], chunk_ids: list[str], found: dict[str, dict[str, Any]], ent_ids: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Provenance chunk → entity: the chunks whose text names the entity, else the first chunk."""
+    pairs: list[tuple[str, str]] = []
+    folded = [p.casefold() for p in pieces]
+    for norm, info in found.items():
+        hits = [c for c, f in zip(chunk_ids, folded, strict=True) if info["name"].casefold() in f or norm in f]
+        for c in hits or chunk_ids[:1]:
+            pairs.append((c, ent_ids[norm]))
+    return pairs
+
+
+async def _embed(
+    engine: Engine, pieces: list[str], hashes: list[str]
+) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Vectors for `pieces` (cache first) and the new cache entries to store once the add succeeds."""
+    keys = [engine.cache_key(h) for h in hashes]
+    cached = await engine.run(engine.cache.get_many, keys)
+    missing = [i for i, k in enumerate(keys) if k not in cached]
+    new: dict[str, np.ndarray] = {}
+    if missing:
+        fresh = await engine.run(engine.embedder.embed, [pieces[i] for i in missing])
+        new = {keys[i]: fresh[j] for j, i in enumerate(missing)}
+        cached.update(new)
+    return [cached[k] for k in keys], new

@@ -1,0 +1,231 @@
+"""Read paths: datasets, pages of items, search, the audit log. Only `active` items are ever returned."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime
+
+from memsweep.errors import InvalidInput
+from memsweep.results import AuditEntry, DataItem, DataPage, DatasetInfo, SearchHit
+from memsweep.storage import access
+from memsweep.storage.engine import Engine
+from memsweep.storage.ids import normalise_name
+from memsweep.storage.schema import audit, chunks, data, data_entities, datasets, entities, users
+from sqlalchemy import and_, func, or_, select, tuple_
+
+_WORD = re.compile(r"\w+")
+
+
+async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
+    async with engine.meta.read() as conn:
+        uid = await access.user_id(conn, user, create=False)
+        if uid is None:
+            return []
+        live = (
+            select(data.c.dataset_id, func.count().label("n"))
+            .where(data.c.status == "active")
+            .group_by(data.c.dataset_id)
+            .subquery()
+        )
+        rows = (
+            await conn.execute(
+                select(
+                    datasets.c.id,
+                    datasets.c.name,
+                    datasets.c.owner_id,
+                    users.c.name.label("owner"),
+                    datasets.c.created_at,
+                    func.coalesce(live.c.n, 0).label("n"),
+                )
+                .join(users, users.c.id == datasets.c.owner_id)
+                .outerjoin(live, live.c.dataset_id == datasets.c.id)
+                .where(access.readable_condition(uid))
+                .order_by(datasets.c.created_at, datasets.c.id)
+            )
+        ).all()
+        deletable = set(await access.deletable_dataset_ids(conn, uid))
+    return [
+        DatasetInfo(
+            id=r.id,
+            name=r.name,
+            owner=r.owner,
+            items=int(r.n),
+            created_at=r.created_at,
+            can_delete=r.id in deletable,
+        )
+        for r in rows
+    ]
+
+
+def _encode_cursor(created_at: datetime, item_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), item_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, item_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(item_id)
+    except Exception as exc:
+        raise InvalidInput("`cursor` is not one that list_data returned; start again without a cursor.") from exc
+
+
+async def list_data_page(
+    engine: Engine, user: str, dataset_id: str, cursor: str | None = None, limit: int = 50
+) -> DataPage:
+    max_page = engine.settings.limits.max_page_size
+    if not isinstance(limit, int) or not 1 <= limit <= max_page:
+        raise InvalidInput(f"`limit` must be between 1 and {max_page}.")
+    if not isinstance(dataset_id, str) or not dataset_id.strip():
+        raise InvalidInput("`dataset_id` is required.")
+    async with engine.meta.read() as conn:
+        uid = await access.user_id(conn, user, create=False)
+        ds = await access.require_dataset(conn, uid, dataset_id.strip(), "read")
+        n_chunks = select(func.count()).where(chunks.c.data_id == data.c.id).scalar_subquery()
+        n_entities = select(func.count()).where(data_entities.c.data_id == data.c.id).scalar_subquery()
+        stmt = (
+            select(data, n_chunks.label("n_chunks"), n_entities.label("n_entities"))
+            .where(data.c.dataset_id == ds.id, data.c.status == "active")
+            .order_by(data.c.created_at, data.c.id)
+            .limit(limit + 1)
+        )
+        if cursor:
+            at, after = _decode_cursor(cursor)
+            stmt = stmt.where(tuple_(data.c.created_at, data.c.id) > tuple_(at, after))
+        rows = (await conn.execute(stmt)).all()
+    page = rows[:limit]
+    items = [
+        DataItem(
+            id=r.id,
+            name=r.name,
+            mime_type=r.mime_type,
+            size_bytes=r.size_bytes,
+            content_hash=r.content_hash,
+            created_at=r.created_at,
+            chunks=int(r.n_chunks),
+            entities=int(r.n_entities),
+            owned_file=bool(r.owned),
+        )
+        for r in page
+    ]
+    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return DataPage(dataset_id=ds.id, items=items, next_cursor=next_cursor)
+
+
+async def list_data(engine: Engine, user: str, dataset_id: str) -> list[DataItem]:
+    out: list[DataItem] = []
+    cursor = None
+    while True:
+        page = await list_data_page(engine, user, dataset_id, cursor, engine.settings.limits.max_page_size)
+        out.extend(page.items)
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+async def search(engine: Engine, user: str, query: str, dataset: str | None = None, limit: int = 10) -> list[SearchHit]:
+    """Vector similarity over chunks, plus items that mention the query's entities or their graph
+    neighbours. Every hit is re-checked against metadata: only live items the caller can read."""
+    limits = engine.settings.limits
+    if not isinstance(query, str) or not query.strip() or len(query) > 10_000:
+        raise InvalidInput("`query` must be 1–10,000 characters.")
+    if not isinstance(limit, int) or not 1 <= limit <= limits.max_search_limit:
+        raise InvalidInput(f"`limit` must be between 1 and {limits.max_search_limit}.")
+    async with engine.meta.read() as conn:
+        uid = await access.user_id(conn, user, create=False)
+        if uid is None:
+            return []
+        if dataset is not None:
+            ds_ids = [(await access.require_dataset(conn, uid, dataset, "read")).id]
+        else:
+            ds_ids = [r[0] for r in (await conn.execute(select(datasets.c.id).where(access.readable_condition(uid))))]
+        owners = [
+            r[0] for r in (await conn.execute(select(datasets.c.owner_id).where(datasets.c.id.in_(ds_ids)).distinct()))
+        ]
+        words = [w.casefold() for w in _WORD.findall(query)][:50]
+        grams = {normalise_name(" ".join(words[i : i + n])) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+        matched = (
+            [
+                r[0]
+                for r in (
+                    await conn.execute(
+                        select(entities.c.id).where(entities.c.owner_id.in_(owners), entities.c.norm.in_(sorted(grams)))
+                    )
+                )
+            ]
+            if grams and owners
+            else []
+        )
+    if not ds_ids:
+        return []
+    vector = (await engine.run(engine.embedder.embed, [query]))[0]
+    hits = await engine.run(engine.vectors.search, vector, limit * 4, ds_ids)
+    scores: dict[str, tuple[float, str | None]] = {}
+    for h in hits:
+        score = max(0.0, 1.0 - h.distance / 2.0)  # squared L2 on unit vectors → cosine
+        if h.data_id not in scores or score > scores[h.data_id][0]:
+            scores[h.data_id] = (score, h.chunk_id)
+    if matched:
+        async with engine.exclusive():
+            neighbours = await engine.run(engine.graph.neighbours, matched)
+        related = {e: 0.6 for e in matched} | {e: 0.4 for e in neighbours if e not in matched}
+        async with engine.meta.read() as conn:
+            for row in await conn.execute(
+                select(data_entities.c.data_id, data_entities.c.entity_id).where(
+                    data_entities.c.entity_id.in_(sorted(related))
+                )
+            ):
+                bonus = related[row.entity_id]
+                prev = scores.get(row.data_id, (0.0, None))
+                scores[row.data_id] = (min(1.0, prev[0] + bonus * (1.0 - prev[0])), prev[1])
+    if not scores:
+        return []
+    async with engine.meta.read() as conn:
+        rows = {
+            r.id: r
+            for r in (
+                await conn.execute(
+                    select(data.c.id, data.c.dataset_id, data.c.name).where(
+                        data.c.id.in_(list(scores)), data.c.status == "active", data.c.dataset_id.in_(ds_ids)
+                    )
+                )
+            )
+        }
+        ranked = sorted((s, d) for d, (s, _c) in scores.items() if d in rows)[::-1][:limit]
+        snippets: dict[str, str] = {}
+        for _s, d in ranked:
+            chunk_id = scores[d][1]
+            cond = chunks.c.id == chunk_id if chunk_id else and_(chunks.c.data_id == d, chunks.c.seq == 0)
+            snippets[d] = (await conn.execute(select(chunks.c.text).where(cond))).scalar() or ""
+    return [
+        SearchHit(
+            data_id=d,
+            dataset_id=rows[d].dataset_id,
+            name=rows[d].name,
+            snippet=" ".join(snippets[d].split())[:240],
+            score=round(s, 4),
+        )
+        for s, d in ranked
+    ]
+
+
+async def audit_log(engine: Engine, user: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    async with engine.meta.read() as conn:
+        stmt = select(audit).order_by(audit.c.seq.desc()).limit(limit)
+        if user is not None:
+            stmt = stmt.where(or_(audit.c.user_name == user))
+        rows = (await conn.execute(stmt)).all()
+    return [
+        AuditEntry(
+            seq=r.seq,
+            at=r.at,
+            user=r.user_name,
+            op=r.op,
+            counts=json.loads(r.counts),
+            data_ids=json.loads(r.data_ids),
+        )
+        for r in rows
+    ]

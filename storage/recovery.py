@@ -1,0 +1,111 @@
+"""Start-up recovery and erasure.
+
+On open (under the directory lease): roll back half-finished adds, re-run every open journal record,
+rebuild a graph that went missing, and finish a deferred erase. Mirrors ENGINES.md's "cross-store order
+that survived kill -9 in a prototype".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from memsweep.storage import deleter
+from memsweep.storage.engine import Engine
+from memsweep.storage.faults import crash_point
+from memsweep.storage.metadata import get_state, set_state
+from memsweep.storage.plan import Wipe, plan_scope
+from memsweep.storage.schema import data, journal
+from sqlalchemy import select, update
+
+log = logging.getLogger("memsweep.recovery")
+
+
+async def recover(engine: Engine) -> None:
+    await _rollback_adds(engine)
+    await resume(engine)
+    await _rebuild_lost_graph(engine)
+    await erase_if_pending(engine)
+
+
+async def _rollback_adds(engine: Engine) -> None:
+    """An item still `ingesting` at start-up was never acknowledged: undo it through the delete path."""
+    async with engine.meta.read() as conn:
+        stuck = [r[0] for r in (await conn.execute(select(data.c.id).where(data.c.status == "ingesting"))).all()]
+    if not stuck:
+        return
+    log.warning("rolling back %d unfinished add(s)", len(stuck))
+    async with engine.meta.read() as conn:
+        plan = await plan_scope(
+            conn,
+            op="rollback_add",
+            scope=data.c.status == "ingesting",
+            file_size=engine.file_size,
+            cache_prefix=engine.cache_prefix,
+        )
+    journal_id = await deleter._journal(engine, "system", plan, erase=True)
+    await deleter.apply(engine, journal_id, plan, erase=True, user="system")
+
+
+async def resume(engine: Engine) -> int:
+    """Finish every open journal record (each step is idempotent). Returns how many were resumed."""
+    async with engine.meta.read() as conn:
+        rows = (
+            await conn.execute(
+                select(journal.c.id, journal.c.op, journal.c.user_name, journal.c.erase, journal.c.plan)
+                .where(journal.c.status == "open")
+                .order_by(journal.c.created_at)
+            )
+        ).all()
+    for row in rows:
+        record = json.loads(row.plan)
+        log.warning("resuming deletion %s (%s) left unfinished by a previous run", row.id, row.op)
+        wipe = Wipe(**record.get("wipe", {}))
+        async with engine.meta.read() as conn:
+            plan = await plan_scope(
+                conn,
+                op=row.op,
+                scope=deleter.journal_scope(row.id),
+                dataset_ids=tuple(record.get("dataset_ids", ())),
+                memory_only=bool(record.get("memory_only")),
+                file_size=engine.file_size,
+                cache_prefix=engine.cache_prefix,
+            )
+        if wipe.any:
+            from dataclasses import replace
+
+            plan = replace(plan, wipe=wipe)
+        await deleter.apply(engine, row.id, plan, erase=bool(row.erase), user=row.user_name)
+    return len(rows)
+
+
+async def _rebuild_lost_graph(engine: Engine) -> None:
+    """A graph file that did not exist at open (deleted, or a backend switch) is rebuilt from metadata."""
+    if not engine.graph.created:
+        return
+    engine.graph.created = False
+    async with engine.meta.write() as conn:
+        result = await conn.execute(update(data).where(data.c.graph_ok).values(graph_ok=False))
+    if result.rowcount:
+        from memsweep.storage.maintenance import rebuild_locked
+
+        log.warning("graph was missing; rebuilding it for %d item(s)", result.rowcount)
+        await rebuild_locked(engine)
+
+
+async def erase_now(engine: Engine) -> None:
+    """Rewrite what holds deleted bytes and drop old versions (ENGINES.md): LanceDB forced compaction and
+    cleanup, SQLite WAL checkpoint; the graph holds no content and the cache zeroes on delete."""
+    await engine.run(engine.vectors.erase)
+    crash_point("mid_erase")
+    await engine.run(engine.vectors.ensure_indexes)
+    async with engine.meta.write() as conn:
+        await set_state(conn, "erase_pending", None)
+    await engine.meta.checkpoint()
+
+
+async def erase_if_pending(engine: Engine) -> None:
+    async with engine.meta.read() as conn:
+        pending = await get_state(conn, "erase_pending")
+    if pending:
+        await erase_now(engine)

@@ -1,0 +1,175 @@
+"""Relational schema of the metadata store: the source of truth (DESIGN.md, "The model").
+
+Core tables rather than ORM classes: every hot path is a bulk statement over ids, and the delete path needs
+to say exactly which rows it touches.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+ID = String(36)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("owner_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("owner_id", "name", name="uq_dataset_owner_name"),
+)
+
+acl = Table(
+    "acl",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("permission", String(8), primary_key=True),
+    Index("ix_acl_user", "user_id", "permission"),
+)
+
+# status: ingesting -> active -> deleting (rows leave in the journal's purge step).
+# file_state: stored (owned file under files/), reference (copy=false: a path we never touch), pruned.
+# graph_ok / vectors_ok: false after a prune of that layer, until `rebuild`.
+data = Table(
+    "data",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("mime_type", String(127), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("owned", Boolean, nullable=False),
+    Column("source_path", Text, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("file_state", String(10), nullable=False),
+    Column("graph_ok", Boolean, nullable=False, default=True),
+    Column("vectors_ok", Boolean, nullable=False, default=True),
+    Column("journal_id", ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_data_dataset", "dataset_id", "status", "created_at", "id"),
+    Index("ix_data_hash", "content_hash"),
+    Index("ix_data_journal", "journal_id"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("data_id", ID, ForeignKey("data.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Index("ix_chunks_data", "data_id", "seq"),
+    Index("ix_chunks_hash", "text_hash"),
+)
+
+# One node per (owner, normalised name): the id is derived from both (storage/ids.py).
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("norm", String(255), nullable=False),
+    Column("type", String(64), nullable=True),
+    Column("description", Text, nullable=True),
+    Index("ix_entities_owner_norm", "owner_id", "norm"),
+)
+
+# These rows are the reference counts of graph nodes: a node is shared iff a live item outside a plan
+# still has a row here. Never decided from graph aggregates (ENGINES.md: Kuzu miscounts after a crash).
+data_entities = Table(
+    "data_entities",
+    metadata,
+    Column("data_id", ID, ForeignKey("data.id"), primary_key=True),
+    Column("entity_id", ID, primary_key=True),
+    Index("ix_data_entities_entity", "entity_id"),
+)
+
+chunk_entities = Table(
+    "chunk_entities",
+    metadata,
+    Column("chunk_id", ID, ForeignKey("chunks.id"), primary_key=True),
+    Column("entity_id", ID, primary_key=True),
+    Index("ix_chunk_entities_entity", "entity_id"),
+)
+
+relations = Table(
+    "relations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("data_id", ID, ForeignKey("data.id"), nullable=False),
+    Column("source_id", ID, nullable=False),
+    Column("target_id", ID, nullable=False),
+    Column("relation", String(255), nullable=False),
+    Index("ix_relations_data", "data_id"),
+    Index("ix_relations_source", "source_id"),
+    Index("ix_relations_target", "target_id"),
+)
+
+# The deletion journal: the plan as ids only (never content), so a crash can be resumed.
+journal = Table(
+    "journal",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("op", String(32), nullable=False),
+    Column("user_name", String(255), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("erase", Boolean, nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_journal_status", "status"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(255), nullable=False),
+    Column("op", String(32), nullable=False),
+    Column("journal_id", ID, nullable=True),
+    Column("counts", Text, nullable=False),
+    Column("data_ids", Text, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_name", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -94,6 +94,29 @@ class Memory:
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await queries.audit_log(self.engine, None, limit)
 
+    async def dataset_id(self, ref: str) -> str | None:
+        """The id of a dataset the caller can see, by id or name (None when there is none)."""
+        from memsweep.storage import access
+
+        async with self.engine.meta.read() as conn:
+            uid = await access.user_id(conn, self.user, create=False)
+            ds = await access.find_dataset(conn, uid, ref.strip()) if isinstance(ref, str) and ref.strip() else None
+        return ds.id if ds else None
+
+    async def grant(self, user: str, dataset_id: str, permission: str) -> None:
+        """Operator call: give `user` a permission on a dataset (not exposed as a tool)."""
+        await self._set_permission(user, dataset_id, permission, allow=True)
+
+    async def revoke(self, user: str, dataset_id: str, permission: str) -> None:
+        await self._set_permission(user, dataset_id, permission, allow=False)
+
+    async def _set_permission(self, user: str, dataset_id: str, permission: str, *, allow: bool) -> None:
+        from memsweep.storage import access
+        from memsweep.storage.ids import parse_uuid
+
+        async with self.engine.meta.write() as conn:
+            await access.grant(conn, user, parse_uuid(dataset_id, "dataset_id"), permission, allow=allow)
+
     # -- the delete path -------------------------------------------------------------------------------
     async def plan(self, target: Target) -> Plan:
         return await deleter.make_plan(self.engine, self.user, target)

@@ -144,3 +144,18 @@ async def deletable_dataset_ids(conn: AsyncConnection, uid: str | None) -> list[
 
 async def count_datasets(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(datasets))).scalar_one())
+
+
+async def grant(conn: AsyncConnection, user: str, dataset_id: str, permission: str, *, allow: bool) -> None:
+    """Operator-only (CLI and Python API, never a tool): give or take one permission on one dataset."""
+    if permission not in PERMISSIONS:
+        raise InvalidInput(f"Unknown permission {permission!r}; use one of {', '.join(PERMISSIONS)}.")
+    uid = await user_id(conn, check_user_name(user), create=True)
+    row = (await conn.execute(_dataset_select().where(datasets.c.id == dataset_id))).first()
+    if row is None:
+        raise NotFound(f"No dataset with id {dataset_id!r}.")
+    await conn.execute(
+        acl.delete().where(acl.c.dataset_id == row.id, acl.c.user_id == uid, acl.c.permission == permission)
+    )
+    if allow:
+        await conn.execute(acl.insert().values(dataset_id=row.id, user_id=uid, permission=permission))

@@ -1,0 +1,65 @@
+"""The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it."""
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from mcp.server.mcpserver import Context, MCPServer
+from memsweep import __version__
+from memsweep.config import Settings
+from memsweep.server.guard import Guard
+
+INSTRUCTIONS = (
+    "memsweep stores an agent's memories (add, search) and removes them exactly. Every deleting tool "
+    "takes dry_run=true to preview what goes and what stays because other items share it. empty_dataset, "
+    "delete_all, forget (of a dataset or everything) and prune ask for confirmation: the person is asked "
+    "directly when the client supports it, otherwise the result carries a confirm_token to pass back in "
+    "the same call. Deletions erase the bytes from disk unless erase=false."
+)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    memory: "object"  # memsweep.api.Memory, imported lazily to keep start-up fast
+    guard: Guard
+
+
+def state(ctx: Context) -> AppState:
+    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+
+
+def caller(ctx: Context) -> str:
+    """Who is calling: the bearer token's user over HTTP, else MEMSWEEP_USER."""
+    from memsweep.server.auth import current_user
+
+    return current_user() or state(ctx).settings.user
+
+
+def create_server(settings: Settings) -> MCPServer:
+    @asynccontextmanager
+    async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:
+        from memsweep.api import Memory
+
+        async with Memory(settings) as memory:
+            yield AppState(settings, memory, Guard(settings.token_ttl_seconds))
+
+    server: MCPServer = MCPServer(
+        "memsweep",
+        title="memsweep",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+    from memsweep.tools import register
+
+    register(server)
+    return server
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    # stdout is the protocol on stdio: logs go to stderr only.
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,0 +1,179 @@
+"""The engine on real SQLite, Kuzu and LanceDB in a temp dir: the rules DESIGN.md promises."""
+
+import pytest
+from memsweep.api import Memory
+from memsweep.errors import InvalidInput, NotFound, PermissionDenied
+from memsweep.storage.ids import entity_id, normalise_name
+
+from tests.helpers import entity_ids, snapshot
+
+pytestmark = pytest.mark.anyio
+
+
+async def _ny_id(mem: Memory, name: str = "New York") -> str:
+    from memsweep.storage import access
+
+    async with mem.engine.meta.read() as conn:
+        uid = await access.user_id(conn, mem.user, create=False)
+    return entity_id(uid, normalise_name(name))
+
+
+async def test_interface_example_runs_as_written(mem: Memory) -> None:
+    item = await mem.add("notes", text="Alice moved to New York.", entities=[{"name": "Alice"}, {"name": "New York"}])
+    hits = await mem.search("Alice")
+    assert hits[0].data_id == item.data_id
+    datasets = await mem.datasets.list_datasets()
+    items = await mem.datasets.list_data(datasets[0].id)
+    assert [i.id for i in items] == [item.data_id]
+    report = await mem.datasets.delete_data(dataset_id=datasets[0].id, data_id=items[0].id)
+    assert report.executed and report.items == 1 and report.files_deleted == 1
+    await mem.datasets.empty_dataset(dataset_id=datasets[0].id)
+    await mem.datasets.delete_all()
+    await mem.prune.prune_data()
+    await mem.prune.prune_system(graph=True, vector=True, metadata=False, cache=False)
+    assert (await mem.doctor()).consistent
+
+
+async def test_shared_node_lives_until_last_item(mem: Memory) -> None:
+    a = await mem.add("notes", text="Alice moved to New York.", entities=[{"name": "Alice"}, {"name": "New York"}])
+    b = await mem.add("trips", text="Bob flew to new york.", entities=[{"name": "Bob"}, {"name": "new  York"}])
+    ny = await _ny_id(mem)
+    assert ny in await entity_ids(mem)
+    first = await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=a.data_id)
+    assert first.kept_shared == ["New York"] and first.nodes_kept_shared == 1
+    assert ny in await entity_ids(mem)
+    assert await _ny_id(mem, "Alice") not in await entity_ids(mem)
+    second = await mem.datasets.delete_data(dataset_id=b.dataset_id, data_id=b.data_id)
+    assert second.kept_shared == [] and ny not in await entity_ids(mem)
+    assert (await mem.doctor()).consistent
+
+
+async def test_shared_file_and_by_reference_file(mem: Memory, tmp_path) -> None:
+    one = await mem.add("a", text="Same words in two places.")
+    two = await mem.add("b", text="Same words in two places.")
+    assert two.deduplicated and len(list(mem.engine.files.hashes())) == 1
+    report = await mem.datasets.delete_data(dataset_id=one.dataset_id, data_id=one.data_id)
+    assert report.files_deleted == 0 and report.files_kept == 1
+    assert len(list(mem.engine.files.hashes())) == 1
+    report = await mem.datasets.delete_data(dataset_id=two.dataset_id, data_id=two.data_id)
+    assert report.files_deleted == 1 and list(mem.engine.files.hashes()) == []
+
+    outside = tmp_path / "mine.txt"
+    outside.write_text("Carol keeps this file herself.")
+    ref = await mem.add("c", path=str(outside), copy=False)
+    assert list(mem.engine.files.hashes()) == []
+    report = await mem.datasets.empty_dataset(dataset_id=ref.dataset_id)
+    assert report.files_deleted == 0 and outside.read_text() == "Carol keeps this file herself."
+
+
+async def test_dry_runs_change_no_store(mem: Memory) -> None:
+    a = await mem.add("notes", text="Alice moved to New York.")
+    await mem.add("trips", text="Bob flew to New York.")
+    before = await snapshot(mem)
+    await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=a.data_id, dry_run=True)
+    await mem.datasets.empty_dataset(dataset_id=a.dataset_id, dry_run=True)
+    await mem.datasets.delete_all(dry_run=True)
+    await mem.forget(everything=True, memory_only=True, dry_run=True)
+    await mem.prune.prune(files=True, graph=True, vector=True, metadata=True, cache=True, dry_run=True)
+    assert await snapshot(mem) == before
+
+
+async def test_after_delete_no_store_returns_the_item(mem: Memory) -> None:
+    a = await mem.add("notes", text="Zanzibar quokka memo.")
+    keep = await mem.add("notes", text="Unrelated grocery list.")
+    await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=a.data_id)
+    snap = await snapshot(mem)
+    assert a.data_id not in str(snap["tables"]) and a.data_id not in snap["graph"].items
+    assert all(h.data_id != a.data_id for h in await mem.search("Zanzibar quokka"))
+    assert [i.id for i in await mem.datasets.list_data(a.dataset_id)] == [keep.data_id]
+    with pytest.raises(NotFound):
+        await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=a.data_id)  # twice is an error
+
+
+async def test_bad_ids_delete_nothing(mem: Memory) -> None:
+    a = await mem.add("notes", text="Alice moved to New York.")
+    before = await snapshot(mem)
+    for bad in ["x' OR '1'='1", "*", "../..", "", "0" * 36]:
+        with pytest.raises((InvalidInput, NotFound)):
+            await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=bad)
+    with pytest.raises(NotFound):
+        await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id="123e4567-e89b-12d3-a456-426614174000")
+    with pytest.raises(NotFound):
+        await mem.datasets.empty_dataset(dataset_id="no-such-dataset")
+    assert await snapshot(mem) == before
+
+
+async def test_permissions(mem: Memory) -> None:
+    mine = await mem.add("alice-notes", text="Alice's own note.")
+    bob = mem.as_user("bob")
+    bobs = await bob.add("bob-notes", text="Bob's own note.")
+    # a stranger sees nothing and deletes nothing
+    with pytest.raises(NotFound):
+        await bob.datasets.delete_data(dataset_id=mine.dataset_id, data_id=mine.data_id)
+    await mem.grant("bob", mine.dataset_id, "read")
+    assert {d.name: d.can_delete for d in await bob.datasets.list_datasets()} == {
+        "alice-notes": False,
+        "bob-notes": True,
+    }
+    with pytest.raises(PermissionDenied):
+        await bob.datasets.delete_data(dataset_id=mine.dataset_id, data_id=mine.data_id)
+    with pytest.raises(PermissionDenied):
+        await bob.datasets.empty_dataset(dataset_id=mine.dataset_id)
+    report = await bob.datasets.delete_all()
+    assert report.datasets == 1 and report.items == 1  # only bob's own
+    assert [d.name for d in await mem.datasets.list_datasets()] == ["alice-notes"]
+    await mem.grant("bob", mine.dataset_id, "delete")
+    assert (await bob.datasets.delete_data(dataset_id=mine.dataset_id, data_id=mine.data_id)).items == 1
+    await mem.revoke("bob", mine.dataset_id, "delete")
+    again = await mem.add("alice-notes", text="Another note.")
+    with pytest.raises(PermissionDenied):
+        await bob.forget(data_id=again.data_id)
+    assert bobs.dataset_id not in {d.id for d in await mem.datasets.list_datasets()}
+
+
+async def test_partial_prune_then_rebuild(mem: Memory) -> None:
+    await mem.add("notes", text="Alice moved to New York.")
+    await mem.add("notes", text="Bob flew to Paris.")
+    report = await mem.prune.prune_system(graph=True, vector=True, metadata=False, cache=False)
+    assert report.layers["vector"].vectors == 2 and report.layers["graph"].nodes_deleted > 0
+    assert mem.engine.vectors.count() == 0
+    assert len(await mem.datasets.list_data("notes")) == 2
+    rebuilt = await mem.rebuild()
+    assert rebuilt.items == 2 and rebuilt.vectors == 2
+    assert (await mem.doctor()).consistent
+    assert (await mem.search("Paris"))[0].snippet == "Bob flew to Paris."
+
+
+async def test_prune_metadata_leaves_files_for_doctor(mem: Memory) -> None:
+    await mem.add("notes", text="Alice moved to New York.")
+    report = await mem.prune.prune_system(metadata=True)
+    assert report.layers["metadata"].items == 1
+    assert await mem.datasets.list_datasets() == []
+    doc = await mem.doctor()
+    assert [f.kind for f in doc.findings] == ["unreferenced_file"]
+    assert (await mem.doctor(repair=True)).consistent
+
+
+async def test_forget_memory_only_keeps_metadata(mem: Memory) -> None:
+    a = await mem.add("notes", text="Alice moved to New York.")
+    report = await mem.forget(dataset="notes", memory_only=True)
+    assert report.items == 0 and report.vectors == 1
+    assert [i.id for i in await mem.datasets.list_data("notes")] == [a.data_id]
+    assert mem.engine.vectors.count() == 0
+    assert (await mem.doctor()).consistent
+    await mem.rebuild()
+    assert mem.engine.vectors.count() == 1
+
+
+async def test_limits_and_bad_input(mem: Memory, tmp_path) -> None:
+    with pytest.raises(InvalidInput):
+        await mem.add("notes", text="x" * 1_000_001)
+    with pytest.raises(InvalidInput):
+        await mem.add("notes", text="a", path="/etc/hostname")
+    with pytest.raises(InvalidInput):
+        await mem.add("notes", path="../../etc/passwd")
+    with pytest.raises(InvalidInput):
+        await mem.add("my notes\x01", text="ok")
+    with pytest.raises(InvalidInput):
+        await mem.add("notes", text="bad\x00text")
+    assert await mem.datasets.list_datasets() == []

@@ -1,0 +1,158 @@
+"""delete_data, empty_dataset, delete_all, forget: one engine path, previews and the guard."""
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver.resolve import ElicitationResult
+from memsweep.api import forget_target
+from memsweep.results import DeletionReport
+from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
+from memsweep.server.errors import mapped
+from memsweep.storage.deleter import Target
+from memsweep.storage.plan import Plan
+from memsweep.tools import annotations
+from memsweep.tools.common import memory
+from pydantic import Field
+
+DryRun = Annotated[bool, Field(description="true: return the plan (what goes, what stays shared) and delete nothing.")]
+Erase = Annotated[
+    bool,
+    Field(
+        description="true (default): deleted bytes are gone from disk when the call returns; false: a background sweep erases them later."
+    ),
+]
+Token = Annotated[str | None, Field(description="The confirm_token from a preview of this same call.", max_length=200)]
+DatasetRef = Annotated[str, Field(description="Dataset id (or its name).", max_length=255)]
+
+
+@mapped
+async def delete_data(
+    ctx: Context,
+    dataset_id: DatasetRef,
+    data_id: Annotated[str, Field(description="Id of the item to delete (from list_data or search).", max_length=64)],
+    dry_run: DryRun = False,
+    erase: Erase = True,
+) -> DeletionReport:
+    """Delete one item: its chunks, vectors, graph nodes and edges, and its stored file. Graph nodes and
+    files that other items still use are kept (listed in kept_shared). Needs the delete permission. Not
+    guarded: it runs at once unless dry_run=true. Deleting an item that does not exist is an error."""
+    target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
+    return await memory(ctx).run(target, dry_run=dry_run, erase=erase)
+
+
+# -- empty_dataset -------------------------------------------------------------------------------------
+@mapped
+async def _empty_plan(ctx: Context, dataset_id: str) -> Plan:
+    return await memory(ctx).plan(Target("empty_dataset", "dataset", dataset=dataset_id))
+
+
+def _empty_ask(
+    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_empty_plan)]
+) -> Elicit[ConfirmDeletion] | str:
+    return ask(ctx, plan, dry_run, confirm_token)
+
+
+@mapped
+async def empty_dataset(
+    ctx: Context,
+    dataset_id: DatasetRef,
+    plan: Annotated[Plan, Resolve(_empty_plan)],
+    answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_empty_ask)],
+    dry_run: DryRun = False,
+    confirm_token: Token = None,
+    erase: Erase = True,
+) -> DeletionReport:
+    """Delete every item of a dataset and the dataset itself. Guarded: the person is asked to confirm
+    where the client supports it; otherwise the result has confirmation_required=true and a confirm_token
+    (valid 5 minutes, once) to pass back in the same call. Shared graph nodes and files stay."""
+    target = Target("empty_dataset", "dataset", dataset=dataset_id)
+    ds = await memory(ctx).dataset_id(dataset_id)
+    return await run_guarded(
+        ctx, "empty_dataset", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
+        binding={"dataset": ds},
+    )  # fmt: skip
+
+
+# -- delete_all ----------------------------------------------------------------------------------------
+@mapped
+async def _all_plan(ctx: Context) -> Plan:
+    return await memory(ctx).plan(Target("delete_all", "all"))
+
+
+def _all_ask(
+    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_all_plan)]
+) -> Elicit[ConfirmDeletion] | str:
+    return ask(ctx, plan, dry_run, confirm_token)
+
+
+@mapped
+async def delete_all(
+    ctx: Context,
+    plan: Annotated[Plan, Resolve(_all_plan)],
+    answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_all_ask)],
+    dry_run: DryRun = False,
+    confirm_token: Token = None,
+    erase: Erase = True,
+) -> DeletionReport:
+    """Delete every dataset you may delete (and all their items), and nothing else: datasets you can only
+    read stay. Guarded like empty_dataset: confirm when asked, or pass back the confirm_token."""
+    return await run_guarded(
+        ctx, "delete_all", Target("delete_all", "all"), plan, answer,
+        dry_run=dry_run, confirm_token=confirm_token, erase=erase, binding={},
+    )  # fmt: skip
+
+
+# -- forget --------------------------------------------------------------------------------------------
+@mapped
+async def _forget_plan(
+    ctx: Context, data_id: str | None, dataset: str | None, everything: bool, memory_only: bool
+) -> Plan:
+    return await memory(ctx).plan(forget_target(data_id, dataset, everything, memory_only))
+
+
+def _forget_ask(
+    ctx: Context,
+    data_id: str | None,
+    dry_run: bool,
+    confirm_token: str | None,
+    plan: Annotated[Plan, Resolve(_forget_plan)],
+) -> Elicit[ConfirmDeletion] | str:
+    return "no-question" if data_id else ask(ctx, plan, dry_run, confirm_token)
+
+
+@mapped
+async def forget(
+    ctx: Context,
+    plan: Annotated[Plan, Resolve(_forget_plan)],
+    answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_forget_ask)],
+    data_id: Annotated[str | None, Field(description="Forget one item.", max_length=64)] = None,
+    dataset: Annotated[str | None, Field(description="Forget a whole dataset (id or name).", max_length=255)] = None,
+    everything: Annotated[bool, Field(description="Forget every dataset you may delete.")] = False,
+    memory_only: Annotated[
+        bool, Field(description="Drop only graph and vectors; keep metadata and files so they can be rebuilt.")
+    ] = False,
+    dry_run: DryRun = False,
+    confirm_token: Token = None,
+    erase: Erase = True,
+) -> DeletionReport:
+    """The one-call form of deletion: give data_id (one item, runs at once), dataset (guarded) or
+    everything=true (guarded). memory_only=true removes the item's graph nodes and vectors but keeps its
+    metadata and file. Guarded calls need confirmation or the confirm_token from a preview."""
+    target = forget_target(data_id, dataset, everything, memory_only)
+    if data_id:
+        return await memory(ctx).run(target, dry_run=dry_run, erase=erase)
+    ds = await memory(ctx).dataset_id(dataset) if dataset else None
+    return await run_guarded(
+        ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
+        binding={"dataset": ds, "everything": everything, "memory_only": memory_only},
+    )  # fmt: skip
+
+
+def register(server: MCPServer) -> None:
+    def destructive(title: str, idempotent: bool) -> object:
+        return annotations(title, read_only=False, destructive=True, idempotent=idempotent)
+
+    server.add_tool(delete_data, annotations=destructive("Delete one item", False))
+    server.add_tool(empty_dataset, annotations=destructive("Empty and delete a dataset", False))
+    server.add_tool(delete_all, annotations=destructive("Delete everything you may delete", False))
+    server.add_tool(forget, annotations=destructive("Forget an item, a dataset or everything", False))

@@ -1,0 +1,71 @@
+"""add and search."""
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from memsweep.results import AddResult, SearchResult
+from memsweep.server.errors import mapped
+from memsweep.tools import annotations
+from memsweep.tools.common import memory
+from pydantic import BaseModel, Field
+
+
+class EntityIn(BaseModel):
+    name: str = Field(max_length=255)
+    type: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class RelationIn(BaseModel):
+    source: str = Field(max_length=255)
+    relation: str = Field(max_length=255)
+    target: str = Field(max_length=255)
+
+
+@mapped
+async def add(
+    ctx: Context,
+    dataset: Annotated[str, Field(description="Dataset id or name; a new name creates the dataset.", max_length=255)],
+    text: Annotated[str | None, Field(description="The memory as text (give this or path).")] = None,
+    path: Annotated[str | None, Field(description="Absolute path of a UTF-8 text file (give this or text).")] = None,
+    name: Annotated[str | None, Field(description="A short label shown by list_data.", max_length=255)] = None,
+    entities: Annotated[
+        list[EntityIn] | None,
+        Field(description="Entities you extracted (recommended); omitted → a simple built-in extractor runs."),
+    ] = None,
+    relations: Annotated[list[RelationIn] | None, Field(description="Relations between those entities.")] = None,
+    copy: Annotated[bool, Field(description="false keeps a file by reference: never copied, moved or deleted.")] = True,
+) -> AddResult:
+    """Store a memory (a text or a text file) in a dataset, creating the dataset if needed.
+
+    Pass the entities and relations you see in it: graph nodes are shared by name, so "New York" in two
+    memories is one node that lives until the last memory mentioning it is deleted. Identical content is
+    stored once (deduplicated=true)."""
+    return await memory(ctx).add(
+        dataset,
+        text,
+        path=path,
+        name=name,
+        entities=[e.model_dump() for e in entities] if entities is not None else None,
+        relations=[r.model_dump() for r in relations] if relations is not None else None,
+        copy=copy,
+    )
+
+
+@mapped
+async def search(
+    ctx: Context,
+    query: Annotated[str, Field(description="What to look for.", max_length=10_000)],
+    dataset: Annotated[str | None, Field(description="Limit to one dataset (id or name).")] = None,
+    limit: Annotated[int, Field(description="Maximum hits (1–100).", ge=1, le=100)] = 10,
+) -> SearchResult:
+    """Find live memories by vector similarity and by shared entities in the graph. Deleted items are
+    never returned. Each hit has the item id, its dataset, a snippet and a score in [0, 1]."""
+    return SearchResult(hits=await memory(ctx).search(query, dataset, limit))
+
+
+def register(server: MCPServer) -> None:
+    server.add_tool(add, annotations=annotations("Add a memory", read_only=False, destructive=False, idempotent=False))
+    server.add_tool(
+        search, annotations=annotations("Search memories", read_only=True, destructive=False, idempotent=True)
+    )

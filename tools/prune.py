@@ -1,0 +1,63 @@
+"""prune: development reset of whole layers, guarded and off unless the operator enables it."""
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver.resolve import ElicitationResult
+from memsweep.api import prune_target
+from memsweep.results import PruneReport
+from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
+from memsweep.server.errors import mapped
+from memsweep.storage.plan import Plan
+from memsweep.tools import annotations
+from memsweep.tools.common import memory
+from memsweep.tools.deleting import DryRun, Token
+from pydantic import Field
+
+Layer = Annotated[bool, Field(description="Wipe this layer.")]
+
+
+@mapped
+async def _prune_plan(ctx: Context, files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Plan:
+    return await memory(ctx).plan(prune_target(files, graph, vector, metadata, cache))
+
+
+def _prune_ask(
+    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_prune_plan)]
+) -> Elicit[ConfirmDeletion] | str:
+    return ask(ctx, plan, dry_run, confirm_token)
+
+
+@mapped
+async def prune(
+    ctx: Context,
+    plan: Annotated[Plan, Resolve(_prune_plan)],
+    answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_prune_ask)],
+    files: Layer = False,
+    graph: Layer = False,
+    vector: Layer = False,
+    metadata: Layer = False,
+    cache: Layer = False,
+    dry_run: DryRun = False,
+    confirm_token: Token = None,
+) -> PruneReport:
+    """Development reset: wipe whole layers for every user, bypassing permissions. files = owned raw files;
+    graph / vector = derived indexes (items are kept and can be rebuilt); metadata = every dataset and item
+    (also clears graph, vectors and cache); cache = cached embeddings. Off unless the operator enabled it;
+    the dry run always works. Guarded: confirm when asked, or pass back the confirm_token."""
+    target = prune_target(files, graph, vector, metadata, cache)
+    report = await run_guarded(
+        ctx, "prune", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=True,
+        binding={"layers": [files, graph, vector, metadata, cache]},
+    )  # fmt: skip
+    assert isinstance(report, PruneReport)
+    return report
+
+
+def register(server: MCPServer) -> None:
+    server.add_tool(
+        prune,
+        annotations=annotations(
+            "Prune whole layers (development reset)", read_only=False, destructive=True, idempotent=False
+        ),
+    )

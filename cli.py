@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args)
     from memsweep.errors import InvalidInput, MemsweepError, NotFound
 
+    if getattr(args, "file", None):
+        args.file = os.path.abspath(args.file)  # relative to where the person ran the command
     try:
         return asyncio.run(_run(settings, args))
     except (InvalidInput, NotFound) as exc:
@@ -131,8 +133,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             _print(items, args.json, text or "(empty)")
             return 0
         if args.command == "add":
-            path = os.path.abspath(args.file) if args.file else None
-            result = await mem.add(args.dataset, args.text, path=path)
+            result = await mem.add(args.dataset, args.text, path=args.file)
             _print(
                 result,
                 args.json,

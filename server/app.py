@@ -38,6 +38,15 @@ def caller(ctx: Context) -> str:
     return current_user() or state(ctx).settings.user
 
 
+def progress_of(ctx: Context):  # type: ignore[no-untyped-def]
+    """Report the delete path's steps as MCP progress notifications (increasing)."""
+
+    async def report(done: int, total: int, what: str) -> None:
+        await ctx.report_progress(done, total, what)
+
+    return report
+
+
 def create_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context, Elicit
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from memsweep.errors import PruneDisabled
 from memsweep.results import DeletionReport
-from memsweep.server.app import caller, state
+from memsweep.server.app import caller, progress_of, state
 from memsweep.server.guard import args_key
 from memsweep.storage.deleter import PlanChanged, Target
 from memsweep.storage.plan import Plan
@@ -84,12 +84,9 @@ async def run_guarded(
     if prune_off:
         raise PruneDisabled(prune_disabled_message() + " Nothing was deleted; a dry run still shows the plan.")
 
-    async def progress(done: int, total: int, what: str) -> None:
-        await ctx.report_progress(done, total, what)
-
     async def execute(fingerprint: str | None) -> DeletionReport:
         try:
-            return await memory.run(target, erase=erase, expected_fingerprint=fingerprint, progress=progress)
+            return await memory.run(target, erase=erase, expected_fingerprint=fingerprint, progress=progress_of(ctx))
         except PlanChanged as changed:
             return preview(
                 changed.plan,

@@ -1,7 +1,9 @@
 """Helpers shared by tool modules."""
 
 from mcp.server.mcpserver import Context
-from memsweep.server.app import caller, state
+from memsweep.server.app import caller, progress_of, state
+
+__all__ = ["memory", "progress_of"]
 
 
 def memory(ctx: Context):  # type: ignore[no-untyped-def]

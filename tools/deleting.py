@@ -11,7 +11,7 @@ from memsweep.server.errors import mapped
 from memsweep.storage.deleter import Target
 from memsweep.storage.plan import Plan
 from memsweep.tools import annotations
-from memsweep.tools.common import memory
+from memsweep.tools.common import memory, progress_of
 from pydantic import Field
 
 DryRun = Annotated[bool, Field(description="true: return the plan (what goes, what stays shared) and delete nothing.")]
@@ -37,7 +37,7 @@ async def delete_data(
     files that other items still use are kept (listed in kept_shared). Needs the delete permission. Not
     guarded: it runs at once unless dry_run=true. Deleting an item that does not exist is an error."""
     target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
-    return await memory(ctx).run(target, dry_run=dry_run, erase=erase)
+    return await memory(ctx).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
 
 
 # -- empty_dataset -------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ async def forget(
     metadata and file. Guarded calls need confirmation or the confirm_token from a preview."""
     target = forget_target(data_id, dataset, everything, memory_only)
     if data_id:
-        return await memory(ctx).run(target, dry_run=dry_run, erase=erase)
+        return await memory(ctx).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
     ds = await memory(ctx).dataset_id(dataset) if dataset else None
     return await run_guarded(
         ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,

@@ -1,0 +1,193 @@
+"""The real server through the SDK's Client, in memory on both protocol versions, and over stdio."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp_types import ElicitResult
+from memsweep.config import Settings
+from memsweep.server.app import create_server
+
+pytestmark = pytest.mark.anyio
+MODES = ["legacy", "auto"]  # legacy = 2025-11-25 handshake; auto = the newest (2026-07-28)
+
+EXPECTED_TOOLS = {
+    # name: (readOnly, destructive, idempotent)
+    "add": (False, False, False),
+    "search": (True, False, True),
+    "list_datasets": (True, False, True),
+    "list_data": (True, False, True),
+    "delete_data": (False, True, False),
+    "empty_dataset": (False, True, False),
+    "delete_all": (False, True, False),
+    "forget": (False, True, False),
+    "prune": (False, True, False),
+}
+EXPECTED_PARAMS = {
+    "add": ["copy", "dataset", "entities", "name", "path", "relations", "text"],
+    "search": ["dataset", "limit", "query"],
+    "list_datasets": [],
+    "list_data": ["cursor", "dataset_id", "limit"],
+    "delete_data": ["data_id", "dataset_id", "dry_run", "erase"],
+    "empty_dataset": ["confirm_token", "dataset_id", "dry_run", "erase"],
+    "delete_all": ["confirm_token", "dry_run", "erase"],
+    "forget": ["confirm_token", "data_id", "dataset", "dry_run", "erase", "everything", "memory_only"],
+    "prune": ["cache", "confirm_token", "dry_run", "files", "graph", "metadata", "vector"],
+}
+
+
+def _client(settings: Settings, mode: str, **kw: Any) -> Client:
+    return Client(create_server(settings), mode=mode, **kw)
+
+
+async def call(c: Client, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = await c.call_tool(tool, args or {})
+    assert not r.is_error, r.content[0].text
+    return r.structured_content
+
+
+async def error(c: Client, tool: str, args: dict[str, Any]) -> str:
+    r = await c.call_tool(tool, args)
+    assert r.is_error, r.structured_content
+    return r.content[0].text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tool_contract(settings: Settings, mode: str) -> None:
+    async with _client(settings, mode) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert set(tools) == set(EXPECTED_TOOLS)
+    for name, (ro, destructive, idem) in EXPECTED_TOOLS.items():
+        a = tools[name].annotations
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == (
+            ro,
+            destructive,
+            idem,
+            False,
+        )
+        assert sorted(tools[name].input_schema.get("properties", {})) == EXPECTED_PARAMS[name]
+        assert tools[name].output_schema is not None and tools[name].description
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_tool_and_token_flow(settings: Settings, mode: str) -> None:
+    async with _client(settings, mode) as c:
+        a = await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York.",
+                                  "entities": [{"name": "Alice"}, {"name": "New York"}]})  # fmt: skip
+        b = await call(c, "add", {"dataset": "trips", "text": "Bob flew to New York."})
+        assert (await call(c, "search", {"query": "Alice"}))["hits"][0]["data_id"] == a["data_id"]
+        listed = await call(c, "list_datasets")
+        assert {d["name"] for d in listed["datasets"]} == {"notes", "trips"}
+        page = await call(c, "list_data", {"dataset_id": a["dataset_id"], "limit": 1})
+        assert page["items"][0]["id"] == a["data_id"] and page["next_cursor"] is None
+
+        # a dry run returns a token and changes nothing
+        dry = await call(c, "empty_dataset", {"dataset_id": "notes", "dry_run": True})
+        assert dry["dry_run"] and not dry["executed"] and dry["confirm_token"] and dry["items"] == 1
+        assert dry["kept_shared"] == ["New York"]
+        # without a token: nothing deleted, a token returned
+        first = await call(c, "empty_dataset", {"dataset_id": "notes"})
+        assert first["confirmation_required"] and not first["executed"]
+        assert (await call(c, "list_datasets"))["datasets"][0]["items"] == 1
+        # a token for other arguments is refused
+        msg = await error(c, "empty_dataset", {"dataset_id": "trips", "confirm_token": first["confirm_token"]})
+        assert "different call" in msg
+        # a token after the data changed: refused, fresh preview with a new token
+        await call(c, "add", {"dataset": "notes", "text": "Alice likes tea."})
+        changed = await call(c, "empty_dataset", {"dataset_id": "notes", "confirm_token": first["confirm_token"]})
+        assert not changed["executed"] and changed["confirm_token"] and "changed" in changed["message"]
+        assert changed["items"] == 2
+        # the fresh token works once, not twice
+        done = await call(c, "empty_dataset", {"dataset_id": "notes", "confirm_token": changed["confirm_token"]})
+        assert done["executed"] and done["items"] == 2 and done["datasets"] == 1
+        assert "Not found" in await error(
+            c, "empty_dataset", {"dataset_id": "notes", "confirm_token": changed["confirm_token"]}
+        )
+
+        # delete_data: dry run, real, twice is an error, hostile ids
+        await call(c, "delete_data", {"dataset_id": b["dataset_id"], "data_id": b["data_id"], "dry_run": True})
+        for bad in ["x' OR '1'='1", "*", "../..", "\x00"]:
+            assert "Invalid input" in await error(c, "delete_data", {"dataset_id": b["dataset_id"], "data_id": bad})
+        gone = await call(c, "delete_data", {"dataset_id": b["dataset_id"], "data_id": b["data_id"]})
+        assert gone["executed"] and gone["items"] == 1
+        assert "Not found" in await error(c, "delete_data", {"dataset_id": b["dataset_id"], "data_id": b["data_id"]})
+
+        # forget an item runs at once; forget everything / delete_all are guarded; an empty plan runs at once
+        c1 = await call(c, "add", {"dataset": "x", "text": "Carol likes Paris."})
+        assert (await call(c, "forget", {"data_id": c1["data_id"]}))["executed"]
+        await call(c, "add", {"dataset": "x", "text": "Dave likes Rome."})
+        f = await call(c, "forget", {"everything": True})
+        assert f["confirmation_required"]
+        assert (await call(c, "forget", {"everything": True, "confirm_token": f["confirm_token"]}))["executed"]
+        empty = await call(c, "delete_all")
+        assert empty["executed"] and empty["items"] == 0 and empty["datasets"] == 0  # forget took "trips" too
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_token_expiry_and_forgery(settings: Settings, mode: str) -> None:
+    server = create_server(settings.with_(token_ttl_seconds=0))
+    async with Client(server, mode=mode) as c:
+        await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York."})
+        tok = (await call(c, "delete_all", {"dry_run": True}))["confirm_token"]
+        assert "expired" in await error(c, "delete_all", {"confirm_token": tok})
+        assert "unknown" in await error(c, "delete_all", {"confirm_token": "ms_forged"})
+        assert (await call(c, "list_datasets"))["datasets"][0]["items"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("action", ["accept", "decline", "cancel", "accept-false"])
+async def test_elicitation(settings: Settings, mode: str, action: str) -> None:
+    asked: list[str] = []
+
+    async def answer(_ctx: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        if action == "accept":
+            return ElicitResult(action="accept", content={"confirm": True})
+        if action == "accept-false":
+            return ElicitResult(action="accept", content={"confirm": False})
+        return ElicitResult(action=action)
+
+    async with _client(settings, mode, elicitation_callback=answer) as c:
+        await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York."})
+        r = await call(c, "empty_dataset", {"dataset_id": "notes"})
+        assert len(asked) == 1 and "1 item" in asked[0]
+        left = (await call(c, "list_datasets"))["datasets"]
+        if action == "accept":
+            assert r["executed"] and left == []
+        else:
+            assert not r["executed"] and not r["confirm_token"] and left[0]["items"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_prune_disabled_and_enabled(settings: Settings, mode: str) -> None:
+    async with _client(settings, mode) as c:
+        await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York."})
+        dry = await call(c, "prune", {"vector": True, "dry_run": True})
+        assert dry["confirm_token"] is None and "MEMSWEEP_ALLOW_PRUNE" in dry["message"] and dry["vectors"] == 1
+        assert "disabled" in await error(c, "prune", {"vector": True})
+    async with _client(settings.with_(allow_prune=True), mode) as c:
+        tok = (await call(c, "prune", {"vector": True, "graph": True}))["confirm_token"]
+        done = await call(c, "prune", {"vector": True, "graph": True, "confirm_token": tok})
+        assert done["executed"] and done["layers"]["vector"]["vectors"] == 1
+
+
+async def test_stdio_subprocess(tmp_path: Path) -> None:
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "d"), MEMSWEEP_USER="stdio-user")
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    async with Client(params, mode="legacy") as c:
+        assert len((await c.list_tools()).tools) == 9
+        a = await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York."})
+        progress: list[float] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append(done)
+
+        r = await c.call_tool(
+            "delete_data", {"dataset_id": "notes", "data_id": a["data_id"]}, progress_callback=on_progress
+        )
+        assert not r.is_error and r.structured_content["executed"]
+        assert (await call(c, "list_datasets"))["datasets"][0]["owner"] == "stdio-user"
+    assert progress == sorted(progress) and len(progress) >= 1

@@ -1,0 +1,78 @@
+"""True erasure, proved by reading every byte of the data directory after each deleting call returns.
+
+Positive controls: the kept item's marker must still be found (LanceDB compresses strings, so finding
+nothing proves nothing without one) and so must its vector bytes; the deleted item's marker and the exact
+float32 bytes of its vectors must be found nowhere.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from memsweep.api import Memory
+from memsweep.config import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def _scan(root: Path, needle: bytes) -> list[str]:
+    hits = []
+    for f in root.rglob("*"):
+        if f.is_file() and needle in f.read_bytes():
+            hits.append(str(f.relative_to(root)))
+    return hits
+
+
+async def _vector_bytes(mem: Memory, data_id: str) -> list[bytes]:
+    from memsweep.storage.schema import chunks
+    from sqlalchemy import select
+
+    async with mem.engine.meta.read() as conn:
+        ids = [r[0] for r in await conn.execute(select(chunks.c.id).where(chunks.c.data_id == data_id))]
+    rows = mem.engine.vectors.rows_for(ids)
+    return [np.asarray(v, dtype=np.float32).tobytes() for v in rows.values()]
+
+
+@pytest.mark.parametrize("how", ["delete_data", "forget", "empty_dataset", "delete_all"])
+async def test_deleted_bytes_are_gone(settings: Settings, how: str) -> None:
+    gone_marker, kept_marker = "QXGONEMARKER7731", "QXKEPTMARKER4402"
+    async with Memory(settings) as mem:
+        for i in range(30):  # enough rows that a lone deletion would not trigger LanceDB's own rewrite
+            await mem.add("filler", text=f"Filler memory number {i} about Zurich.")
+        gone = await mem.add("victim", text=f"The secret is {gone_marker}. Alice knows it.")
+        keep_ds = "keeper" if how != "delete_all" else "readonly"
+        kept = await (mem if how != "delete_all" else mem.as_user("bob")).add(
+            keep_ds, text=f"Keep {kept_marker} safe, Bob."
+        )
+        if how == "delete_all":
+            await mem.as_user("bob").grant("alice", kept.dataset_id, "read")
+        gone_vectors = await _vector_bytes(mem, gone.data_id)
+        assert gone_vectors and _scan(settings.data_dir, gone_marker.encode())
+        if how == "delete_data":
+            await mem.datasets.delete_data(dataset_id=gone.dataset_id, data_id=gone.data_id)
+        elif how == "forget":
+            await mem.forget(data_id=gone.data_id)
+        elif how == "empty_dataset":
+            await mem.datasets.empty_dataset(dataset_id=gone.dataset_id)
+        else:
+            await mem.datasets.delete_all()
+        assert _scan(settings.data_dir, gone_marker.encode()) == []
+        for vec in gone_vectors:
+            assert _scan(settings.data_dir, vec) == []
+        # positive controls: what was not deleted is still readable in the raw bytes
+        assert _scan(settings.data_dir, kept_marker.encode())
+        for vec in await _vector_bytes(mem, kept.data_id):
+            assert _scan(settings.data_dir, vec)
+
+
+async def test_erase_false_defers_to_close(settings: Settings) -> None:
+    marker = "QXDEFERREDMARKER55"
+    async with Memory(settings) as mem:
+        for i in range(30):
+            await mem.add("filler", text=f"Filler memory number {i}.")
+        gone = await mem.add("victim", text=f"Deferred {marker}.")
+        vectors = await _vector_bytes(mem, gone.data_id)
+        await mem.datasets.delete_data(dataset_id=gone.dataset_id, data_id=gone.data_id, erase=False)
+        assert any(_scan(settings.data_dir, v) for v in vectors)  # still on disk: erase was deferred
+    for v in vectors:  # the sweep ran at close
+        assert _scan(settings.data_dir, v) == []

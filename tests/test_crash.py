@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 from memsweep.api import Memory
 from memsweep.config import Settings
@@ -71,9 +72,8 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
     async with Memory(settings) as mem:
         bob_items = await mem.as_user("bob").datasets.list_data("bobs")
     env = dict(os.environ, MEMSWEEP_CRASH_AT=step)
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(settings.data_dir), op], env=env, capture_output=True, timeout=120
-    )
+    argv = [sys.executable, "-c", SCRIPT, str(settings.data_dir), op]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
 
     async with Memory(settings) as mem:  # opening resumes the journal

@@ -1,12 +1,15 @@
-"""The `memsweep` command: `serve` for agents, `doctor` and a few commands for people.
+"""The `memsweep` command: `serve` for agents; the rest for people (a thin layer over the Python API).
 
-Exit codes: 0 done, 1 refused / not confirmed / inconsistent, 2 bad input.
+Destructive commands show the preview and ask at a prompt that defaults to no; `--yes` skips the prompt,
+`--dry-run` only previews, `--json` prints the report the tool returns. Exit codes: 0 done, 1 refused /
+not confirmed / inconsistent, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import sys
@@ -15,14 +18,18 @@ from typing import Any
 
 from memsweep.config import Settings
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
-    if getattr(args, "data_dir", None):
-        s = s.with_(data_dir=Path(args.data_dir))
+    if args.data_dir:
+        s = s.with_(data_dir=Path(args.data_dir).expanduser())
+    if args.user:
+        s = s.with_(user=args.user)
     if getattr(args, "allow_prune", False):
         s = s.with_(allow_prune=True)
-    if getattr(args, "graph_backend", None):
+    if args.graph_backend:
         s = s.with_(graph_backend=args.graph_backend)
     return s
 
@@ -30,36 +37,64 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memsweep", description="A memory store for AI agents that forgets correctly.")
     p.add_argument("--data-dir", help="data directory (default: $MEMSWEEP_DATA_DIR or ~/.local/share/memsweep)")
+    p.add_argument("--user", help="act as this user (default: $MEMSWEEP_USER or 'default')")
     p.add_argument("--graph-backend", choices=["kuzu", "ladybug"], help="graph engine (default kuzu)")
     sub = p.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+
+    def cmd(name: str, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="print the report as JSON")
+        return sp
+
+    serve = cmd("serve", "run the MCP server (stdio by default)", json_flag=False)
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback only)")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--allow-prune", action="store_true", help="enable the prune tool")
-    doctor = sub.add_parser("doctor", help="check every store against the metadata")
+    doctor = cmd("doctor", "check every store against the metadata")
     doctor.add_argument("--repair", action="store_true", help="fix what was found")
-    doctor.add_argument("--json", action="store_true")
-    ds = sub.add_parser("datasets", help="list datasets")
-    ds.add_argument("--json", action="store_true")
-    ls = sub.add_parser("ls", help="list a dataset's items")
+    cmd("datasets", "list datasets")
+    ls = cmd("ls", "list a dataset's items")
     ls.add_argument("dataset")
-    ls.add_argument("--json", action="store_true")
-    add = sub.add_parser("add", help="add a memory")
+    add = cmd("add", "add a memory")
     add.add_argument("dataset")
     add.add_argument("text", nargs="?")
     add.add_argument("--file")
-    add.add_argument("--json", action="store_true")
-    search = sub.add_parser("search", help="search memories")
+    add.add_argument("--no-copy", action="store_true", help="keep the file by reference")
+    search = cmd("search", "search memories")
     search.add_argument("query")
-    search.add_argument("--json", action="store_true")
-    rm = sub.add_parser("rm", help="delete an item, or a whole dataset")
-    rm.add_argument("dataset")
-    rm.add_argument("item", nargs="?")
-    rm.add_argument("--dry-run", action="store_true")
-    rm.add_argument("--yes", action="store_true", help="do not ask")
-    rm.add_argument("--json", action="store_true")
-    audit = sub.add_parser("audit", help="who deleted what (ids and counts)")
-    audit.add_argument("--json", action="store_true")
+    search.add_argument("--limit", type=int, default=10)
+    for name, help in (("rm", "delete an item, or a whole dataset"), ("forget", "forget an item, a dataset or everything"),
+                       ("prune", "development reset of whole layers")):  # fmt: skip
+        sp = cmd(name, help)
+        sp.add_argument("--dry-run", action="store_true", help="only preview")
+        sp.add_argument("--yes", action="store_true", help="do not ask")
+        if name != "prune":
+            sp.add_argument("--keep-bytes", action="store_true", help="erase=false: leave erasure to the sweep")
+        if name == "rm":
+            sp.add_argument("dataset")
+            sp.add_argument("item", nargs="?")
+        elif name == "forget":
+            sp.add_argument("--item")
+            sp.add_argument("--dataset")
+            sp.add_argument("--everything", action="store_true")
+            sp.add_argument("--memory-only", action="store_true")
+        else:
+            for layer in ("files", "graph", "vector", "metadata", "cache"):
+                sp.add_argument(f"--{layer}", action="store_true")
+    cmd("rebuild", "recreate graph and vectors from metadata")
+    for name in ("grant", "revoke"):
+        sp = cmd(name, f"{name} a permission (operator only)", json_flag=False)
+        sp.add_argument("grantee")
+        sp.add_argument("dataset")
+        sp.add_argument("permission", choices=["read", "write", "delete", "share"])
+    tok = cmd("token", "create (or revoke) an HTTP bearer token for a user", json_flag=False)
+    tok.add_argument("grantee", nargs="?")
+    tok.add_argument("--revoke", metavar="TOKEN", help="revoke this token")
+    tok.add_argument("--revoke-all", action="store_true", help="revoke every token of the user")
+    audit = cmd("audit", "who deleted what (ids and counts, never content)")
+    audit.add_argument("--limit", type=int, default=50)
     return p
 
 
@@ -80,21 +115,40 @@ def main(argv: list[str] | None = None) -> int:
     except MemsweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 1
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from memsweep.server.app import configure_logging, create_server
 
     configure_logging()
-    if args.transport == "http":
+    if args.transport == "stdio":
+        create_server(settings).run("stdio")
+        return 0
+    import anyio
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    security = None
+    if args.host not in LOOPBACK:
         print(
-            "error: the HTTP transport needs bearer-token authentication, which this version does not have yet; "
-            "refusing to serve memories unauthenticated. Use stdio (the default).",
+            f"warning: serving on {args.host}, reachable beyond this machine. Every request still needs a bearer "
+            "token (`memsweep token USER`); put TLS in front of it.",
             file=sys.stderr,
         )
-        return 2
-    create_server(settings).run("stdio")
+        shown = f"[{args.host}]" if _is_ipv6(args.host) else args.host
+        security = TransportSecuritySettings(allowed_hosts=[f"{shown}:{args.port}"], allowed_origins=[])
+    url_host = f"[{args.host}]" if _is_ipv6(args.host) else args.host
+    server = create_server(settings, http_url=f"http://{url_host}:{args.port}")
+    anyio.run(lambda: server.run_streamable_http_async(host=args.host, port=args.port, transport_security=security))
     return 0
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 def _print(obj: Any, as_json: bool, text: str) -> None:
@@ -105,82 +159,141 @@ def _print(obj: Any, as_json: bool, text: str) -> None:
         print(text)
 
 
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*map(str, r)) for r in [header, *rows])
+
+
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from memsweep.api import Memory
 
+    if args.command == "token":
+        return await _token(settings, args)
     async with Memory(settings) as mem:
-        if args.command == "doctor":
+        c = args.command
+        if c == "doctor":
             report = await mem.doctor(repair=args.repair)
-            lines = [
-                f"{'consistent' if report.consistent else 'INCONSISTENT'}: "
-                + ", ".join(f"{k}={v}" for k, v in report.checked.items())
-            ]
+            head = "consistent" if report.consistent else "INCONSISTENT"
+            lines = [f"{head}: " + ", ".join(f"{k}={v}" for k, v in report.checked.items())]
             lines += [
                 f"  {f.kind}: {f.count} — {f.detail}{' (repaired)' if f.repaired else ''}" for f in report.findings
             ]
             _print(report, args.json, "\n".join(lines))
             return 0 if report.consistent else 1
-        if args.command == "datasets":
+        if c == "datasets":
             rows = await mem.datasets.list_datasets()
-            text = "\n".join(
-                f"{d.id}  {d.name:<24} {d.items:>6} items  owner={d.owner}  can_delete={d.can_delete}" for d in rows
-            )
-            _print(rows, args.json, text or "(no datasets)")
+            table = [[d.id, d.name, d.items, d.owner, "yes" if d.can_delete else "no"] for d in rows]
+            _print(rows, args.json, _table(table, ["id", "name", "items", "owner", "can delete"]))
             return 0
-        if args.command == "ls":
+        if c == "ls":
             items = await mem.datasets.list_data(args.dataset)
-            text = "\n".join(f"{i.id}  {i.size_bytes:>8} B  {i.chunks:>3} chunks  {i.name}" for i in items)
-            _print(items, args.json, text or "(empty)")
+            table = [[i.id, i.size_bytes, i.chunks, i.entities, i.name[:50]] for i in items]
+            _print(items, args.json, _table(table, ["id", "bytes", "chunks", "entities", "name"]))
             return 0
-        if args.command == "add":
-            result = await mem.add(args.dataset, args.text, path=args.file)
+        if c == "add":
+            result = await mem.add(args.dataset, args.text, path=args.file, copy=not args.no_copy)
+            _print(result, args.json, f"added {result.data_id} to {result.dataset_name} "
+                   f"({result.chunks} chunks, {result.entities} entities{', deduplicated' if result.deduplicated else ''})")  # fmt: skip
+            return 0
+        if c == "search":
+            hits = await mem.search(args.query, limit=args.limit)
             _print(
-                result,
+                hits,
                 args.json,
-                f"added {result.data_id} to {result.dataset_name} ({result.chunks} chunks, {result.entities} entities)",
+                _table([[f"{h.score:.3f}", h.data_id, h.snippet[:60]] for h in hits], ["score", "id", "snippet"]),
             )
             return 0
-        if args.command == "search":
-            hits = await mem.search(args.query)
-            _print(hits, args.json, "\n".join(f"{h.score:.3f}  {h.data_id}  {h.snippet}" for h in hits) or "(no hits)")
+        if c == "rebuild":
+            report = await mem.rebuild()
+            _print(report, args.json, report.message)
             return 0
-        if args.command == "audit":
-            entries = await mem.audit()
-            _print(
-                entries,
-                args.json,
-                "\n".join(
-                    f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user:<12} {e.op:<14} {e.counts.get('items', 0)} items"
-                    for e in entries
-                )
-                or "(empty)",
-            )
+        if c == "audit":
+            entries = await mem.audit(args.limit)
+            table = [
+                [f"{e.at:%Y-%m-%d %H:%M:%S}", e.user, e.op, e.counts.get("items", 0), len(e.data_ids)] for e in entries
+            ]
+            _print(entries, args.json, _table(table, ["at (UTC)", "user", "op", "items", "ids"]))
             return 0
-        if args.command == "rm":
-            return await _rm(mem, args)
-    return 2
+        if c in ("grant", "revoke"):
+            ds = await mem.dataset_id(args.dataset)
+            if ds is None:
+                print(f"error: no dataset {args.dataset!r} visible to {mem.user!r}", file=sys.stderr)
+                return 2
+            await (mem.grant if c == "grant" else mem.revoke)(args.grantee, ds, args.permission)
+            print(f"{c}ed {args.permission} on {args.dataset} {'to' if c == 'grant' else 'from'} {args.grantee}")
+            return 0
+        return await _delete(mem, args)
 
 
-async def _rm(mem: Any, args: argparse.Namespace) -> int:
+async def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from memsweep.server.auth import create_token, revoke_tokens
+    from memsweep.storage.metadata import MetadataStore, sqlite_url
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = await MetadataStore.open(settings.metadata_url or sqlite_url(settings.data_dir / "metadata.db"))
+    try:
+        if args.revoke:
+            n = await revoke_tokens(meta, token=args.revoke)
+            print(f"revoked {n} token(s)")
+            return 0 if n else 1
+        if not args.grantee:
+            print("error: name the user: memsweep token USER", file=sys.stderr)
+            return 2
+        if args.revoke_all:
+            print(f"revoked {await revoke_tokens(meta, user=args.grantee)} token(s) of {args.grantee}")
+            return 0
+        token = await create_token(meta, args.grantee)
+        print(token)
+        print(f"(a bearer token for {args.grantee}; shown once, stored hashed)", file=sys.stderr)
+        return 0
+    finally:
+        await meta.close()
+
+
+async def _delete(mem: Any, args: argparse.Namespace) -> int:
+    from memsweep.api import forget_target, prune_target
     from memsweep.storage.deleter import Target
 
-    if args.item:
-        target = Target("delete_data", "item", data_id=args.item, dataset=args.dataset)
+    erase = not getattr(args, "keep_bytes", False)
+    if args.command == "rm":
+        if args.item:
+            target = Target("delete_data", "item", data_id=args.item, dataset=args.dataset)
+        else:
+            target = Target("empty_dataset", "dataset", dataset=args.dataset)
+    elif args.command == "forget":
+        target = forget_target(args.item, args.dataset, args.everything, args.memory_only)
     else:
-        target = Target("empty_dataset", "dataset", dataset=args.dataset)
+        target = prune_target(args.files, args.graph, args.vector, args.metadata, args.cache)
     preview = await mem.run(target, dry_run=True)
-    if args.dry_run or (preview.items == 0 and preview.datasets == 0):
+    nothing = preview.message.startswith("Nothing")
+    if args.dry_run or nothing:
         _print(preview, args.json, preview.message)
         return 0
     if not args.yes:
         print(preview.message, file=sys.stderr)
-        if not sys.stdin.isatty() and not sys.stdin.readable():
-            return 1
         print("Delete? [y/N] ", end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline().strip().lower()
         if answer not in {"y", "yes"}:
             print("Nothing was deleted.", file=sys.stderr)
             return 1
-    report = await mem.run(target, expected_fingerprint=preview.fingerprint)
+    report = await mem.run(target, erase=erase, expected_fingerprint=preview.fingerprint, progress=_progress_bar())
     _print(report, args.json, report.message)
     return 0
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    """A one-line bar on a terminal (stderr); silent when piped."""
+    if not sys.stderr.isatty():
+        return None
+
+    async def show(done: int, total: int, what: str) -> None:
+        filled = int(20 * done / total)
+        end = "\n" if done >= total else ""
+        print(
+            f"\r[{'#' * filled}{'.' * (20 - filled)}] {done}/{total} {what:<45}", end=end, file=sys.stderr, flush=True
+        )
+
+    return show

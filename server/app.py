@@ -5,6 +5,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from memsweep import __version__
@@ -25,6 +26,7 @@ class AppState:
     settings: Settings
     memory: "object"  # memsweep.api.Memory, imported lazily to keep start-up fast
     guard: Guard
+    require_token: bool = False
 
 
 def state(ctx: Context) -> AppState:
@@ -33,9 +35,15 @@ def state(ctx: Context) -> AppState:
 
 def caller(ctx: Context) -> str:
     """Who is calling: the bearer token's user over HTTP, else MEMSWEEP_USER."""
+    from memsweep.errors import PermissionDenied
     from memsweep.server.auth import current_user
 
-    return current_user() or state(ctx).settings.user
+    user = current_user()
+    if user is not None:
+        return user
+    if state(ctx).require_token:  # never fall back to the default user over HTTP
+        raise PermissionDenied("This server needs a bearer token; none was presented. Nothing was done.")
+    return state(ctx).settings.user
 
 
 def progress_of(ctx: Context):  # type: ignore[no-untyped-def]
@@ -47,14 +55,25 @@ def progress_of(ctx: Context):  # type: ignore[no-untyped-def]
     return report
 
 
-def create_server(settings: Settings) -> MCPServer:
+def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServer:
+    """The server; with `http_url` (e.g. "http://127.0.0.1:8765") every HTTP request needs a bearer token."""
+
     @asynccontextmanager
     async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:
         from memsweep.api import Memory
 
         async with Memory(settings) as memory:
-            yield AppState(settings, memory, Guard(settings.token_ttl_seconds))
+            yield AppState(settings, memory, Guard(settings.token_ttl_seconds), require_token=http_url is not None)
 
+    auth_kwargs: dict[str, Any] = {}
+    if http_url is not None:
+        from mcp.server.auth.settings import AuthSettings
+        from memsweep.server.auth import StoredTokenVerifier
+
+        auth_kwargs = {
+            "token_verifier": StoredTokenVerifier(settings.data_dir, settings.metadata_url),
+            "auth": AuthSettings(issuer_url=http_url, resource_server_url=f"{http_url}/mcp"),
+        }
     server: MCPServer = MCPServer(
         "memsweep",
         title="memsweep",
@@ -62,6 +81,7 @@ def create_server(settings: Settings) -> MCPServer:
         version=__version__,
         lifespan=lifespan,
         log_level="WARNING",
+        **auth_kwargs,
     )
     from memsweep.tools import register
 

@@ -1,13 +1,71 @@
-"""Caller identity for HTTP: the bearer token's user, set per request by the auth middleware."""
+"""Bearer tokens for the HTTP transport: `memsweep token USER` mints one, stored as a SHA-256 hash.
 
-from contextvars import ContextVar
+The SDK's bearer middleware asks `TokenVerifier.verify_token` on every request and answers 401 before any
+tool runs when it returns None; the user a token maps to travels as the access token's `client_id`.
+"""
 
-_user: ContextVar[str | None] = ContextVar("memsweep_user", default=None)
+import hashlib
+import secrets
+from pathlib import Path
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from memsweep.storage import access
+from memsweep.storage.metadata import MetadataStore, sqlite_url
+from memsweep.storage.schema import api_tokens
+from sqlalchemy import select, update
+
+PREFIX = "mst_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def current_user() -> str | None:
-    return _user.get()
+    token = get_access_token()
+    return token.client_id if token is not None else None
 
 
-def set_user(user: str | None):  # type: ignore[no-untyped-def]
-    return _user.set(user)
+async def create_token(meta: MetadataStore, user: str) -> str:
+    token = PREFIX + secrets.token_urlsafe(32)
+    async with meta.write() as conn:
+        await access.user_id(conn, access.check_user_name(user), create=True)
+        await conn.execute(
+            api_tokens.insert().values(token_hash=hash_token(token), user_name=user, created_at=access.now())
+        )
+    return token
+
+
+async def revoke_tokens(meta: MetadataStore, *, user: str | None = None, token: str | None = None) -> int:
+    cond = api_tokens.c.user_name == user if user is not None else api_tokens.c.token_hash == hash_token(token or "")
+    async with meta.write() as conn:
+        result = await conn.execute(
+            update(api_tokens).where(cond, api_tokens.c.revoked_at.is_(None)).values(revoked_at=access.now())
+        )
+    return int(result.rowcount or 0)
+
+
+class StoredTokenVerifier:
+    """Checks a bearer token against the hashes in the metadata store (revocation takes effect at once)."""
+
+    def __init__(self, data_dir: Path, metadata_url: str | None = None) -> None:
+        self._url = metadata_url or sqlite_url(data_dir / "metadata.db")
+        self._meta: MetadataStore | None = None
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if not token.startswith(PREFIX) or len(token) > 200:
+            return None
+        if self._meta is None:
+            self._meta = await MetadataStore.open(self._url)
+        async with self._meta.read() as conn:
+            row = (
+                await conn.execute(
+                    select(api_tokens.c.user_name).where(
+                        api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return AccessToken(token=token, client_id=row[0], scopes=[], subject=row[0])

@@ -1,0 +1,72 @@
+"""The real `memsweep` binary on a real store: every command, the prompt, --yes, --dry-run, --json, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"), MEMSWEEP_USER="alice")
+
+    def _run(*args: str, stdin: str = "", user: str | None = None) -> subprocess.CompletedProcess[str]:
+        e = dict(env, MEMSWEEP_USER=user) if user else env
+        return subprocess.run(
+            [sys.executable, "-m", "memsweep", *args], env=e, input=stdin, capture_output=True, text=True, timeout=120
+        )
+
+    return _run
+
+
+def _json(proc: subprocess.CompletedProcess[str]):  # type: ignore[no-untyped-def]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_cli_end_to_end(run, tmp_path: Path) -> None:
+    a = _json(run("add", "notes", "Alice moved to New York.", "--json"))
+    (tmp_path / "f.txt").write_text("Bob flew to New York.")
+    b = _json(run("add", "notes", "--file", str(tmp_path / "f.txt"), "--json"))
+    assert b["dataset_id"] == a["dataset_id"]
+    assert [d["items"] for d in _json(run("datasets", "--json"))] == [2]
+    assert "notes" in run("datasets").stdout and "can delete" in run("datasets").stdout
+    assert len(_json(run("ls", "notes", "--json"))) == 2
+    assert _json(run("search", "Alice", "--json"))[0]["data_id"] == a["data_id"]
+
+    # the prompt defaults to no
+    no = run("rm", "notes", a["data_id"], stdin="\n")
+    assert no.returncode == 1 and "Would delete 1 item" in no.stderr and "Nothing was deleted" in no.stderr
+    assert len(_json(run("ls", "notes", "--json"))) == 2
+    dry = _json(run("rm", "notes", "--dry-run", "--json"))
+    assert dry["dry_run"] and dry["items"] == 2 and not dry["executed"]
+    yes = run("rm", "notes", a["data_id"], stdin="y\n")
+    assert yes.returncode == 0 and "Deleted 1 item" in yes.stdout
+    assert _json(run("doctor", "--json"))["consistent"]
+    gone = _json(run("forget", "--dataset", "notes", "--yes", "--json"))
+    assert gone["executed"] and gone["datasets"] == 1
+    assert _json(run("audit", "--json"))[0]["op"] == "forget"
+
+    # bad input → 2, refused → 1
+    assert run("rm", "notes", "x' OR '1'='1", "--yes").returncode == 2
+    assert run("add", "notes").returncode == 2
+    run("add", "mine", "A private note.")
+    assert run("rm", "mine", "--yes", user="bob").returncode == 2  # bob cannot see it
+    ds = _json(run("datasets", "--json"))[0]["id"]
+    assert run("grant", "bob", "mine", "read").returncode == 0
+    refused = run("rm", ds, "--yes", user="bob")  # another user's dataset is named by its id
+    assert refused.returncode == 1 and "'delete' permission" in refused.stderr
+    assert run("revoke", "bob", ds, "read").returncode == 0
+    assert _json(run("datasets", "--json", user="bob")) == []
+
+    pr = _json(run("prune", "--graph", "--vector", "--dry-run", "--json"))
+    assert pr["layers"]["vector"]["vectors"] == 1
+    assert _json(run("prune", "--graph", "--vector", "--yes", "--json"))["executed"]
+    assert _json(run("rebuild", "--json"))["vectors"] == 1
+    assert run("doctor").returncode == 0
+    tok = run("token", "carol")
+    assert tok.returncode == 0 and tok.stdout.startswith("mst_")
+    assert run("token", "--revoke", tok.stdout.strip()).returncode == 0

@@ -1,0 +1,112 @@
+"""Each store on its real engine in a temp dir, against its small Protocol."""
+
+import os
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from memsweep.storage.cache import SqliteEmbeddingCache
+from memsweep.storage.files import LocalFileStore, sha256_bytes
+from memsweep.storage.graph import EmbeddedGraphStore, GraphAdd, GraphDelete
+from memsweep.storage.vectors import LanceVectorStore, VectorRow
+
+BACKEND = os.environ.get("MEMSWEEP_GRAPH_BACKEND", "kuzu")
+
+
+def u() -> str:
+    return str(uuid.uuid4())
+
+
+def test_file_store_is_content_addressed_and_atomic(tmp_path: Path) -> None:
+    fs = LocalFileStore(tmp_path / "files")
+    h = fs.put(b"hello")
+    assert h == sha256_bytes(b"hello") and fs.path_for(h).parent.name == h[:2]
+    assert fs.put(b"hello") == h and list(fs.hashes()) == [h]
+    assert fs.remove(h) and not fs.remove(h)  # a missing file counts as done
+    assert list(fs.hashes()) == [] and fs.stray_temp_files() == []
+    with pytest.raises(ValueError):
+        fs.path_for("../../etc/passwd")
+
+
+def test_graph_contract(tmp_path: Path) -> None:
+    g = EmbeddedGraphStore(tmp_path / "graph", BACKEND)
+    g.open()
+    assert g.created
+    add = GraphAdd(
+        items=[("d1", "ds")], chunks=[("c1", "d1")], entities=["e1", "e2"],
+        mentions=[("c1", "e1"), ("c1", "e2")], relations=[("r1", "d1", "e1", "e2")],
+    )  # fmt: skip
+    g.add(add)
+    g.add(add)  # idempotent: MERGE everywhere
+    snap = g.snapshot()
+    assert snap.items == {"d1"} and snap.entities == {"e1", "e2"} and snap.relates == ["r1"]
+    assert snap.relates_counted == 1 and snap.mentions == {("c1", "e1"), ("c1", "e2")}
+    assert g.neighbours(["e1"]) == {"e2"}
+    change = GraphDelete(data_ids=["d1"], chunk_ids=["c1"], entity_ids=["e1"], relations=[("r1", "e1", "e2")])
+    g.delete(change)
+    g.delete(change)  # re-runnable
+    snap = g.snapshot()
+    assert (snap.items, snap.chunks, snap.entities, snap.relates) == (set(), set(), {"e2"}, [])
+    g.close()
+    g.open()  # survives a reopen
+    assert not g.created and g.snapshot().entities == {"e2"}
+    g.wipe()
+    assert g.snapshot().entities == set()
+    g.close()
+
+
+def test_graph_writer_is_serialised(tmp_path: Path) -> None:
+    g = EmbeddedGraphStore(tmp_path / "graph", BACKEND)
+    g.open()
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(20):
+                g.add(GraphAdd(entities=[f"e{k}-{i}"]))
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(g.snapshot().entities) == 80
+    g.close()
+
+
+def test_vector_store_deletes_by_validated_ids_and_erases(tmp_path: Path) -> None:
+    vs = LanceVectorStore(tmp_path / "vectors", 8)
+    ds = u()
+    rows = [VectorRow(u(), u(), ds, np.random.default_rng(i).random(8)) for i in range(40)]
+    vs.add(rows[:20])
+    vs.add(rows[20:])
+    vs.ensure_indexes()
+    assert vs.count() == 40
+    hit = vs.search(rows[3].vector, 1, [ds])[0]
+    assert hit.chunk_id == rows[3].chunk_id
+    assert vs.search(rows[3].vector, 1, [u()]) == []
+    with pytest.raises(ValueError):
+        vs.delete_data(["x' OR '1'='1"])
+    vs.delete_data([rows[0].data_id, rows[0].data_id, u()])
+    assert vs.count() == 39 and rows[0].chunk_id not in vs.chunk_ids()
+    gone = np.asarray(rows[0].vector, dtype=np.float32).tobytes()
+    vs.erase()
+    for f in (tmp_path / "vectors").rglob("*"):
+        assert not f.is_file() or gone not in f.read_bytes()
+    assert vs.count() == 39
+    vs.drop()
+    assert vs.count() == 0
+
+
+def test_cache_round_trip(tmp_path: Path) -> None:
+    c = SqliteEmbeddingCache(tmp_path / "cache.db")
+    v = np.arange(4, dtype=np.float32)
+    c.put_many({"k1": v, "k2": v + 1})
+    assert np.array_equal(c.get_many(["k1", "zz"])["k1"], v) and c.count() == 2
+    assert c.delete_many(["k1", "zz"]) == 1 and c.keys() == {"k2"}
+    assert c.clear() == 1 and c.count() == 0
+    c.close()

@@ -16,7 +16,7 @@ def test_engine_suite_passes_on_ladybug() -> None:
     pytest.importorskip("ladybug")
     env = dict(os.environ, MEMSWEEP_GRAPH_BACKEND="ladybug")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_engine.py", "tests/test_crash.py",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_engine.py", "tests/test_crash.py", "tests/test_stores.py",
          "-k", "not prune or metadata"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

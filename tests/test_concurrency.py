@@ -1,0 +1,100 @@
+"""Concurrent calls in one process and two `memsweep serve` processes on one data directory."""
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from memsweep.api import Memory
+from memsweep.config import Settings
+from memsweep.errors import NotFound
+from memsweep.server.app import create_server
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_two_deletes_of_one_item_exactly_one_succeeds(mem: Memory) -> None:
+    for _ in range(3):
+        item = await mem.add("notes", text="Alice moved to New York.")
+        outcomes: list[str] = []
+
+        async def delete() -> None:
+            try:
+                await mem.datasets.delete_data(dataset_id=item.dataset_id, data_id=item.data_id)
+                outcomes.append("ok")
+            except NotFound:
+                outcomes.append("not-found")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(delete)
+            tg.start_soon(delete)
+        assert sorted(outcomes) == ["not-found", "ok"]
+    assert (await mem.doctor()).consistent
+
+
+async def test_adds_racing_deletes_of_one_dataset(mem: Memory) -> None:
+    seed = [await mem.add("busy", text=f"Seed memory {i} about Oslo.") for i in range(10)]
+    added: list[str] = []
+
+    async def adder() -> None:
+        for i in range(15):
+            added.append((await mem.add("busy", text=f"Racing memory {i} about Oslo.")).data_id)
+
+    async def deleter() -> None:
+        for item in seed:
+            await mem.datasets.delete_data(dataset_id=item.dataset_id, data_id=item.data_id)
+
+    async def reader() -> None:
+        for _ in range(15):
+            await mem.search("Oslo")
+            await mem.datasets.list_datasets()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(adder)
+        tg.start_soon(deleter)
+        tg.start_soon(reader)
+    left = {i.id for i in await mem.datasets.list_data("busy")}
+    assert left == set(added)
+    assert (await mem.doctor()).consistent
+
+
+async def test_preview_token_racing_an_add_is_refused(settings: Settings) -> None:
+    async with Client(create_server(settings), mode="legacy") as c:
+        await c.call_tool("add", {"dataset": "notes", "text": "Alice moved to New York."})
+        tok = (await c.call_tool("empty_dataset", {"dataset_id": "notes", "dry_run": True})).structured_content
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(c.call_tool, "add", {"dataset": "notes", "text": "Bob arrived meanwhile."})
+        r = await c.call_tool("empty_dataset", {"dataset_id": "notes", "confirm_token": tok["confirm_token"]})
+        assert not r.structured_content["executed"] and r.structured_content["items"] == 2
+        listed = (await c.call_tool("list_datasets", {})).structured_content["datasets"]
+        assert listed[0]["items"] == 2
+
+
+async def test_two_serve_processes_share_one_data_directory(tmp_path: Path) -> None:
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "d"))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    async with Client(params, mode="legacy") as desktop, Client(params, mode="legacy") as ide:
+        ids: dict[str, list[str]] = {"desktop": [], "ide": []}
+
+        async def work(name: str, client: Client) -> None:
+            for i in range(8):
+                r = await client.call_tool("add", {"dataset": name, "text": f"{name} memory {i} about Lisbon."})
+                assert not r.is_error, r.content[0].text
+                ids[name].append(r.structured_content["data_id"])
+            for data_id in ids[name][:4]:
+                r = await client.call_tool("delete_data", {"dataset_id": name, "data_id": data_id})
+                assert not r.is_error, r.content[0].text
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(work, "desktop", desktop)
+            tg.start_soon(work, "ide", ide)
+        for client in (desktop, ide):
+            listed = (await client.call_tool("list_datasets", {})).structured_content["datasets"]
+            assert sorted((d["name"], d["items"]) for d in listed) == [("desktop", 4), ("ide", 4)]
+        # the other process sees this one's adds in search, too
+        hits = (await ide.call_tool("search", {"query": "desktop memory Lisbon"})).structured_content["hits"]
+        assert {h["data_id"] for h in hits} & set(ids["desktop"][4:])
+    async with Memory(Settings(data_dir=tmp_path / "d")) as mem:
+        assert (await mem.doctor()).consistent

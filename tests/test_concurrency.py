@@ -20,7 +20,7 @@ async def test_two_deletes_of_one_item_exactly_one_succeeds(mem: Memory) -> None
         item = await mem.add("notes", text="Alice moved to New York.")
         outcomes: list[str] = []
 
-        async def delete() -> None:
+        async def delete(item=item, outcomes=outcomes) -> None:  # type: ignore[no-untyped-def]
             try:
                 await mem.datasets.delete_data(dataset_id=item.dataset_id, data_id=item.data_id)
                 outcomes.append("ok")

@@ -82,6 +82,23 @@ class Memory:
             entity_list=entities, relation_list=relations, copy=copy,
         )  # fmt: skip
 
+    async def add_many(self, items: list[dict[str, Any]]) -> list[AddResult]:
+        """Add a batch (up to 1,000) in one transaction per store: each dict takes `add`'s arguments."""
+        batch = [
+            ingest.prepare(
+                self.engine,
+                i.get("dataset", ""),
+                text=i.get("text"),
+                path=i.get("path"),
+                name=i.get("name"),
+                entity_list=i.get("entities"),
+                relation_list=i.get("relations"),
+                copy=i.get("copy", True),
+            )
+            for i in items
+        ]
+        return await ingest.add_many(self.engine, self.user, batch)
+
     async def search(self, query: str, dataset: str | None = None, limit: int = 10) -> list[SearchHit]:
         return await queries.search(self.engine, self.user, query, dataset, limit)
 

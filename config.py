@@ -31,6 +31,7 @@ class Limits:
     max_entities_per_item: int = 500
     max_relations_per_item: int = 1000
     max_page_size: int = 200
+    max_items_per_call: int = 1000
     max_search_limit: int = 100
 
 

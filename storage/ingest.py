@@ -148,9 +148,23 @@ def _clean_entities(
     return out, triples
 
 
-async def add(
+@dataclass(frozen=True)
+class Prepared:
+    """One item ready to store: everything computed outside the writer lock."""
+
+    dataset: str
+    content: Content
+    found: dict[str, dict[str, Any]]
+    triples: list[tuple[str, str, str]]
+    pieces: list[str]
+    text_hashes: list[str]
+    content_hash: str
+    data_id: str
+    chunk_ids: list[str]
+
+
+def prepare(
     engine: Engine,
-    user: str,
     dataset: str,
     *,
     text: str | None = None,
@@ -159,118 +173,162 @@ async def add(
     entity_list: list[dict[str, Any]] | None = None,
     relation_list: list[dict[str, Any]] | None = None,
     copy: bool = True,
-) -> AddResult:
+) -> Prepared:
     if not isinstance(dataset, str) or not dataset.strip():
         raise InvalidInput("`dataset` (an id or a name) is required. Nothing was stored.")
     content = read_content(engine, text, path, name, copy)
     found, triples = _clean_entities(engine, entity_list, relation_list, content.text)
     pieces = chunk_text(content.text)
-    text_hashes = [hashlib.sha256(p.encode()).hexdigest() for p in pieces]
-    vectors, new_cache = await _embed(engine, pieces, text_hashes)
-    content_hash = sha256_bytes(content.raw)
-    data_id = new_id()
-    chunk_ids = [new_id() for _ in pieces]
+    return Prepared(
+        dataset=dataset.strip(),
+        content=content,
+        found=found,
+        triples=triples,
+        pieces=pieces,
+        text_hashes=[hashlib.sha256(p.encode()).hexdigest() for p in pieces],
+        content_hash=sha256_bytes(content.raw),
+        data_id=new_id(),
+        chunk_ids=[new_id() for _ in pieces],
+    )
 
+
+async def add(engine: Engine, user: str, dataset: str, **kwargs: Any) -> AddResult:
+    return (await add_many(engine, user, [prepare(engine, dataset, **kwargs)]))[0]
+
+
+async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[AddResult]:
+    """Store a batch in one lease: one metadata transaction, one vector write, one graph transaction.
+    The order (file → rows `ingesting` → vectors → graph → `active`) is what recovery can undo."""
+    if not batch:
+        return []
+    if len(batch) > engine.settings.limits.max_items_per_call:
+        raise InvalidInput(f"At most {engine.settings.limits.max_items_per_call} items per call. Nothing was stored.")
+    all_pieces = [p for item in batch for p in item.pieces]
+    all_hashes = [h for item in batch for h in item.text_hashes]
+    vectors, new_cache = await _embed(engine, all_pieces, all_hashes)
+    results: list[AddResult] = []
+    vector_rows: list[VectorRow] = []
+    g_items: list[tuple[str, str]] = []
+    g_chunks: list[tuple[str, str]] = []
+    g_entities: list[str] = []
+    g_mentions: list[tuple[str, str]] = []
+    g_relations: list[tuple[str, str, str, str]] = []
     async with engine.exclusive():
-        deduplicated = False
-        if content.owned:
-            deduplicated = await engine.run(engine.files.exists, content_hash)
-            await engine.run(engine.files.put, content.raw)
+        # deduplicated: the same owned bytes were already stored, before this batch or earlier in it
+        dedup: dict[str, bool] = {}
+        seen: set[str] = set()
+        for item in batch:
+            if not item.content.owned:
+                continue
+            if item.content_hash in seen:
+                dedup[item.data_id] = True
+                continue
+            seen.add(item.content_hash)
+            dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
+            await engine.run(engine.files.put, item.content.raw)
         async with engine.meta.write() as conn:
             uid = await access.user_id(conn, user, create=True)
             assert uid is not None
-            ds, _created = await access.dataset_for_add(
-                conn, uid, dataset.strip(), engine.settings.limits.max_name_chars
-            )
-            if not content.owned:
-                deduplicated = False
-            ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in found}
-            existing = set()
-            if ent_ids:
-                existing = {
-                    r[0]
-                    for r in (
-                        await conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))
+            offset = 0
+            for item in batch:
+                ds, _created = await access.dataset_for_add(
+                    conn, uid, item.dataset, engine.settings.limits.max_name_chars
+                )
+                ent_ids = await _store_rows(engine, conn, ds, item)
+                item_vectors = vectors[offset : offset + len(item.pieces)]
+                offset += len(item.pieces)
+                vector_rows += [
+                    VectorRow(c, item.data_id, ds.id, v) for c, v in zip(item.chunk_ids, item_vectors, strict=True)
+                ]
+                mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
+                g_items.append((item.data_id, ds.id))
+                g_chunks.extend((c, item.data_id) for c in item.chunk_ids)
+                g_entities.extend(ent_ids.values())
+                g_mentions.extend(mentions)
+                if mentions:
+                    await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
+                rel_rows = [
+                    {
+                        "id": new_id(),
+                        "data_id": item.data_id,
+                        "source_id": ent_ids[s],
+                        "target_id": ent_ids[t],
+                        "relation": r,
+                    }
+                    for s, r, t in dict.fromkeys(item.triples)
+                ]
+                if rel_rows:
+                    await conn.execute(relations.insert(), rel_rows)
+                g_relations.extend((r["id"], item.data_id, r["source_id"], r["target_id"]) for r in rel_rows)
+                results.append(
+                    AddResult(
+                        data_id=item.data_id,
+                        dataset_id=ds.id,
+                        dataset_name=ds.name,
+                        chunks=len(item.pieces),
+                        entities=len(ent_ids),
+                        deduplicated=dedup.get(item.data_id, False),
                     )
-                }
-            new_rows = [
-                {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **found[n]}
-                for n in found
-                if ent_ids[n] not in existing
-            ]
-            await conn.execute(
-                data.insert().values(
-                    id=data_id,
-                    dataset_id=ds.id,
-                    name=content.name[: engine.settings.limits.max_name_chars],
-                    mime_type=content.mime_type,
-                    size_bytes=len(content.raw),
-                    content_hash=content_hash,
-                    owned=content.owned,
-                    source_path=content.source_path,
-                    status="ingesting",
-                    file_state="stored" if content.owned else "reference",
-                    graph_ok=True,
-                    vectors_ok=True,
-                    created_at=access.now(),
                 )
-            )
-            if pieces:
-                await conn.execute(
-                    chunks.insert(),
-                    [
-                        {"id": c, "data_id": data_id, "seq": i, "text": p, "text_hash": h}
-                        for i, (c, p, h) in enumerate(zip(chunk_ids, pieces, text_hashes, strict=True))
-                    ],
-                )
-            if new_rows:
-                await conn.execute(entities.insert(), new_rows)
-            if ent_ids:
-                await conn.execute(
-                    data_entities.insert(), [{"data_id": data_id, "entity_id": e} for e in ent_ids.values()]
-                )
-            mentions = _mentions(pieces, chunk_ids, found, ent_ids)
-            if mentions:
-                await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
-            rel_rows = [
-                {
-                    "id": new_id(),
-                    "data_id": data_id,
-                    "source_id": ent_ids[s],
-                    "target_id": ent_ids[t],
-                    "relation": r,
-                }
-                for s, r, t in dict.fromkeys(triples)
-            ]
-            if rel_rows:
-                await conn.execute(relations.insert(), rel_rows)
         crash_point("mid_add")
-        await engine.run(
-            engine.vectors.add,
-            [VectorRow(c, data_id, ds.id, v) for c, v in zip(chunk_ids, vectors, strict=True)],
-        )
-        await engine.run(
-            engine.graph.add,
-            GraphAdd(
-                items=[(data_id, ds.id)],
-                chunks=[(c, data_id) for c in chunk_ids],
-                entities=list(ent_ids.values()),
-                mentions=mentions,
-                relations=[(r["id"], data_id, r["source_id"], r["target_id"]) for r in rel_rows],
-            ),
-        )
+        await engine.run(engine.vectors.add, vector_rows)
+        graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)
+        await engine.run(engine.graph.add, graph)
         async with engine.meta.write() as conn:
-            await conn.execute(update(data).where(data.c.id == data_id).values(status="active"))
-        # Cached only once the item is live: a refused add must leave no vector of its text behind.
+            ids = [item.data_id for item in batch]
+            for start in range(0, len(ids), 500):
+                await conn.execute(update(data).where(data.c.id.in_(ids[start : start + 500])).values(status="active"))
+        # Cached only once the items are live: a refused add must leave no vector of its text behind.
         await engine.run(engine.cache.put_many, new_cache)
-    return AddResult(
-        data_id=data_id,
-        dataset_id=ds.id,
-        dataset_name=ds.name,
-        chunks=len(pieces),
-        entities=len(ent_ids),
-        deduplicated=deduplicated,
+    return results
+
+
+async def _store_rows(engine: Engine, conn, ds, item: Prepared) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name."""
+    ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in item.found}
+    existing: set[str] = set()
+    if ent_ids:
+        existing = {
+            r[0] for r in await conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))
+        }
+    new_rows = [
+        {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **item.found[n]}
+        for n in item.found
+        if ent_ids[n] not in existing
+    ]
+    content = item.content
+    await conn.execute(
+        data.insert().values(
+            id=item.data_id,
+            dataset_id=ds.id,
+            name=content.name[: engine.settings.limits.max_name_chars],
+            mime_type=content.mime_type,
+            size_bytes=len(content.raw),
+            content_hash=item.content_hash,
+            owned=content.owned,
+            source_path=content.source_path,
+            status="ingesting",
+            file_state="stored" if content.owned else "reference",
+            graph_ok=True,
+            vectors_ok=True,
+            created_at=access.now(),
+        )
     )
+    if item.pieces:
+        await conn.execute(
+            chunks.insert(),
+            [
+                {"id": c, "data_id": item.data_id, "seq": i, "text": p, "text_hash": h}
+                for i, (c, p, h) in enumerate(zip(item.chunk_ids, item.pieces, item.text_hashes, strict=True))
+            ],
+        )
+    if new_rows:
+        await conn.execute(entities.insert(), new_rows)
+    if ent_ids:
+        await conn.execute(
+            data_entities.insert(), [{"data_id": item.data_id, "entity_id": e} for e in ent_ids.values()]
+        )
+    return ent_ids
 
 
 def _mentions(

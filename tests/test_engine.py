@@ -177,3 +177,19 @@ async def test_limits_and_bad_input(mem: Memory, tmp_path) -> None:
     with pytest.raises(InvalidInput):
         await mem.add("notes", text="bad\x00text")
     assert await mem.datasets.list_datasets() == []
+
+
+async def test_add_many_is_one_batch_with_shared_entities(mem: Memory) -> None:
+    batch = [
+        {"dataset": f"d{i % 2}", "text": f"Item {i}: Alice saw Paris.", "entities": [{"name": "Alice"}]}
+        for i in range(6)
+    ]
+    batch.append({"dataset": "d0", "text": "Item 0: Alice saw Paris."})  # identical content → one file
+    results = await mem.add_many(batch)
+    assert len(results) == 7 and results[-1].deduplicated
+    assert len(list(mem.engine.files.hashes())) == 6
+    assert sum(d.items for d in await mem.datasets.list_datasets()) == 7
+    assert (await mem.doctor()).consistent
+    with pytest.raises(InvalidInput):
+        await mem.add_many([{"dataset": "d0", "text": "ok"}, {"dataset": "d0", "text": ""}])
+    assert sum(d.items for d in await mem.datasets.list_datasets()) == 7  # a bad item stores nothing

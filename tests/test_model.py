@@ -1,0 +1,151 @@
+"""A Hypothesis state machine drives the engine with random adds (shared entities, identical texts across
+datasets), deletes, forgets, prunes and rebuilds against a plain in-memory model, and after every step
+checks the model against every store. `MEMSWEEP_MODEL_EXAMPLES` runs more by hand (CI: 120)."""
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from memsweep.api import Memory
+from memsweep.config import Settings
+from memsweep.storage.files import sha256_bytes
+from memsweep.storage.ids import entity_id, normalise_name
+
+DATASETS = ["alpha", "beta", "gamma"]
+NAMES = ["Alice", "Bob", "New York", "Paris", "Acme"]
+TEXTS = ["Alice met Bob.", "A trip to Paris.", "Acme hired Alice.", "Notes from New York."]
+
+
+class Store(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="memsweep-model-"))
+        self.loop = asyncio.new_event_loop()
+        self.mem = Memory(Settings(data_dir=self.tmp / "d", user="alice", allow_prune=True))
+        self.run(self.mem.__aenter__())
+        # the model: data_id -> (dataset, text, entity names, has_graph, has_vectors, file_kept)
+        self.items: dict[str, dict] = {}
+        self.datasets: set[str] = set()
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        self.run(self.mem.close())
+        self.loop.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- rules -----------------------------------------------------------------------------------------
+    @rule(ds=st.sampled_from(DATASETS), text=st.sampled_from(TEXTS), names=st.sets(st.sampled_from(NAMES), max_size=3))
+    def add(self, ds: str, text: str, names: set[str]) -> None:
+        r = self.run(self.mem.add(ds, text=text, entities=[{"name": n} for n in sorted(names)]))
+        self.items[r.data_id] = {"ds": ds, "text": text, "names": names, "graph": True, "vectors": True, "file": True}
+        self.datasets.add(ds)
+
+    @precondition(lambda self: self.items)
+    @rule(data=st.data())
+    def delete_data(self, data: st.DataObject) -> None:
+        data_id = data.draw(st.sampled_from(sorted(self.items)))
+        ds = self.items[data_id]["ds"]
+        report = self.run(self.mem.datasets.delete_data(dataset_id=ds, data_id=data_id))
+        assert report.items == 1
+        del self.items[data_id]
+
+    @precondition(lambda self: self.datasets)
+    @rule(data=st.data(), via_forget=st.booleans())
+    def empty_dataset(self, data: st.DataObject, via_forget: bool) -> None:
+        ds = data.draw(st.sampled_from(sorted(self.datasets)))
+        if via_forget:
+            self.run(self.mem.forget(dataset=ds))
+        else:
+            self.run(self.mem.datasets.empty_dataset(dataset_id=ds))
+        self.items = {k: v for k, v in self.items.items() if v["ds"] != ds}
+        self.datasets.discard(ds)
+
+    @rule(via_forget=st.booleans())
+    def delete_all(self, via_forget: bool) -> None:
+        if via_forget:
+            self.run(self.mem.forget(everything=True))
+        else:
+            self.run(self.mem.datasets.delete_all())
+        self.items.clear()
+        self.datasets.clear()
+
+    @precondition(lambda self: self.items)
+    @rule(data=st.data())
+    def forget_memory_only(self, data: st.DataObject) -> None:
+        data_id = data.draw(st.sampled_from(sorted(self.items)))
+        self.run(self.mem.forget(data_id=data_id, memory_only=True))
+        self.items[data_id].update(graph=False, vectors=False)
+
+    @rule(layers=st.fixed_dictionaries({k: st.booleans() for k in ("files", "graph", "vector", "metadata", "cache")}))
+    def prune(self, layers: dict[str, bool]) -> None:
+        if not any(layers.values()):
+            return
+        self.run(self.mem.prune.prune(**layers))
+        if layers["metadata"]:
+            self.items.clear()
+            self.datasets.clear()
+        for item in self.items.values():
+            item["graph"] &= not layers["graph"]
+            item["vectors"] &= not layers["vector"]
+            item["file"] &= not layers["files"]
+        if layers["metadata"] and not layers["files"]:
+            self.run(self.mem.doctor(repair=True))  # prune(metadata) leaves owned files unreferenced by design
+
+    @rule()
+    def rebuild(self) -> None:
+        self.run(self.mem.rebuild())
+        for item in self.items.values():
+            item.update(graph=True, vectors=True)
+
+    # -- the model against every store -----------------------------------------------------------------
+    @invariant()
+    def stores_match_the_model(self) -> None:
+        engine = self.mem.engine
+        listed = {d.name: d for d in self.run(self.mem.datasets.list_datasets())}
+        assert set(listed) == self.datasets
+        live = {i.id for ds in listed for i in self.run(self.mem.datasets.list_data(ds))}
+        assert live == set(self.items)
+        snap = self.run(_graph_snapshot(self.mem))
+        owner = self.run(_owner(self.mem))
+        want_graph = {i for i, v in self.items.items() if v["graph"]}
+        assert snap.items == want_graph
+        want_entities = {
+            entity_id(owner, normalise_name(n)) for v in self.items.values() if v["graph"] for n in v["names"]
+        }
+        assert snap.entities == want_entities
+        vectors = engine.vectors.count()
+        assert vectors == sum(1 for v in self.items.values() if v["vectors"])  # one chunk per short text
+        files = set(engine.files.hashes())
+        assert files == {sha256_bytes(v["text"].encode()) for v in self.items.values() if v["file"]}
+        report = self.run(self.mem.doctor())
+        assert report.consistent, report.findings
+
+
+async def _graph_snapshot(mem: Memory):  # type: ignore[no-untyped-def]
+    async with mem.engine.exclusive():
+        return await mem.engine.run(mem.engine.graph.snapshot)
+
+
+async def _owner(mem: Memory) -> str:
+    from memsweep.storage import access
+
+    async with mem.engine.meta.write() as conn:
+        uid = await access.user_id(conn, mem.user, create=True)
+    assert uid is not None
+    return uid
+
+
+TestStore = Store.TestCase
+TestStore.settings = settings(
+    max_examples=int(os.environ.get("MEMSWEEP_MODEL_EXAMPLES", "120")),
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from memsweep.config import Settings
-from memsweep.errors import InvalidInput
 from memsweep.results import (
     AddResult,
     AuditEntry,
@@ -21,10 +20,12 @@ from memsweep.results import (
     SearchHit,
 )
 from memsweep.storage import deleter, ingest, maintenance, queries
-from memsweep.storage.deleter import Progress, Target
+from memsweep.storage.deleter import Progress
 from memsweep.storage.engine import Engine
-from memsweep.storage.plan import Plan, Wipe
 from memsweep.storage.report import build_report, done_message, preview_message
+from memsweep.storage.targets import Plan, Target, forget_target, prune_target
+
+__all__ = ["Memory", "forget_target", "prune_target"]
 
 
 class Memory:
@@ -170,25 +171,6 @@ class Memory:
         erase: bool = True,
     ) -> DeletionReport:
         return await self.run(forget_target(data_id, dataset, everything, memory_only), dry_run=dry_run, erase=erase)
-
-
-def forget_target(data_id: str | None, dataset: str | None, everything: bool, memory_only: bool) -> Target:
-    if everything and (data_id or dataset):
-        raise InvalidInput("`everything=true` cannot be combined with `data_id` or `dataset`. Nothing was deleted.")
-    if data_id:
-        return Target("forget", "item", data_id=data_id, dataset=dataset, memory_only=memory_only)
-    if dataset:
-        return Target("forget", "dataset", dataset=dataset, memory_only=memory_only)
-    if everything:
-        return Target("forget", "all", memory_only=memory_only)
-    raise InvalidInput("Say what to forget: `data_id`, `dataset`, or `everything=true`. Nothing was deleted.")
-
-
-def prune_target(files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Target:
-    wipe = Wipe(files=files, graph=graph, vector=vector, metadata=metadata, cache=cache)
-    if not wipe.any:
-        raise InvalidInput("Choose at least one layer: files, graph, vector, metadata or cache. Nothing was deleted.")
-    return Target("prune", "prune", wipe=wipe)
 
 
 class _Datasets:

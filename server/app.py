@@ -1,5 +1,6 @@
 """The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it."""
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from memsweep import __version__
 from memsweep.config import Settings
@@ -23,10 +25,49 @@ INSTRUCTIONS = (
 
 @dataclass
 class AppState:
+    """Lifespan state. The engine opens in the background as the server starts: `tools/list` is answered
+    without waiting for lancedb's ~2 s import, and the first tool call waits for the open to finish."""
+
     settings: Settings
-    memory: "object"  # memsweep.api.Memory, imported lazily to keep start-up fast
     guard: Guard
     require_token: bool = False
+    _memory: Any = None  # memsweep.api.Memory once open
+    _opening: "asyncio.Task[Any] | None" = None
+
+    def start_opening(self) -> None:
+        self._opening = asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> Any:
+        # The heavy imports run in a worker thread so the event loop keeps answering meanwhile.
+        await anyio.to_thread.run_sync(_preload)
+        from memsweep.api import Memory
+
+        memory = Memory(self.settings)
+        await memory.__aenter__()
+        self._memory = memory
+        return memory
+
+    async def memory(self) -> Any:
+        if self._memory is not None:
+            return self._memory
+        if self._opening is None or (self._opening.done() and self._opening.exception() is not None):
+            self._opening = asyncio.get_running_loop().create_task(self._open())  # retry after a failed open
+        return await asyncio.shield(self._opening)
+
+    async def close(self) -> None:
+        if self._opening is not None and not self._opening.done():
+            try:
+                await self._opening
+            except Exception:
+                pass
+        if self._memory is not None:
+            await self._memory.close()
+
+
+def _preload() -> None:
+    import lancedb  # noqa: F401
+    import memsweep.api
+    import memsweep.storage.vectors  # noqa: F401
 
 
 def state(ctx: Context) -> AppState:
@@ -60,10 +101,12 @@ def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServ
 
     @asynccontextmanager
     async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:
-        from memsweep.api import Memory
-
-        async with Memory(settings) as memory:
-            yield AppState(settings, memory, Guard(settings.token_ttl_seconds), require_token=http_url is not None)
+        app_state = AppState(settings, Guard(settings.token_ttl_seconds), require_token=http_url is not None)
+        app_state.start_opening()
+        try:
+            yield app_state
+        finally:
+            await app_state.close()
 
     auth_kwargs: dict[str, Any] = {}
     if http_url is not None:

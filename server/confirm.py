@@ -14,9 +14,8 @@ from memsweep.errors import PruneDisabled
 from memsweep.results import DeletionReport
 from memsweep.server.app import caller, progress_of, state
 from memsweep.server.guard import args_key
-from memsweep.storage.deleter import PlanChanged, Target
-from memsweep.storage.plan import Plan
 from memsweep.storage.report import build_report, describe
+from memsweep.storage.targets import Plan, PlanChanged, Target
 from pydantic import BaseModel, Field
 
 SKIP = "no-question"
@@ -62,8 +61,8 @@ async def run_guarded(
     binding: dict[str, Any],
 ) -> DeletionReport:
     st = state(ctx)
-    memory = st.memory.as_user(caller(ctx))  # type: ignore[attr-defined]
     user = caller(ctx)
+    memory = (await st.memory()).as_user(user)
     key = args_key(tool=tool, erase=erase, **binding)
     prune_off = target.kind == "prune" and not st.settings.allow_prune
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
-from memsweep.errors import ConfirmationRequired, InvalidInput, NotFound
+from memsweep.errors import InvalidInput, NotFound
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
 from memsweep.storage.ids import new_id, parse_uuid
 from memsweep.storage.metadata import set_state
-from memsweep.storage.plan import Plan, Wipe, plan_scope
+from memsweep.storage.plan import plan_scope
 from memsweep.storage.schema import (
     acl,
     audit,
@@ -32,32 +31,14 @@ from memsweep.storage.schema import (
     journal,
     relations,
 )
+from memsweep.storage.targets import Plan, PlanChanged, Target
 from sqlalchemy import ColumnElement, and_, delete, select, true, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
+__all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
 STEPS = ("journal", "vectors", "graph", "files", "purge", "erase")
 GRAPH_BATCH = 2000
 SQL_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a deleting call names. `kind`: item, dataset, all, prune."""
-
-    op: str
-    kind: str
-    data_id: str | None = None
-    dataset: str | None = None
-    memory_only: bool = False
-    wipe: Wipe = field(default_factory=Wipe)
-
-
-class PlanChanged(ConfirmationRequired):
-    """The data changed between the preview (or the question) and the execution; nothing was deleted."""
-
-    def __init__(self, plan: Plan) -> None:
-        super().__init__("The data changed since the preview; nothing was deleted.")
-        self.plan = plan
 
 
 async def _resolve(engine: Engine, conn, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:  # type: ignore[no-untyped-def]

@@ -9,100 +9,13 @@ removed vs kept, cache entries) is derived from it here. Reference counts come f
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
-
-from memsweep.results import DeletionCounts
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
+from memsweep.storage.targets import Plan, Wipe
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 MAX_KEPT_NAMES = 20
-
-
-@dataclass(frozen=True)
-class Wipe:
-    """Whole-layer resets (prune)."""
-
-    files: bool = False
-    graph: bool = False
-    vector: bool = False
-    metadata: bool = False
-    cache: bool = False
-
-    @property
-    def any(self) -> bool:
-        return any(asdict(self).values())
-
-
-@dataclass(frozen=True)
-class Plan:
-    op: str
-    memory_only: bool = False
-    data_ids: tuple[str, ...] = ()
-    dataset_ids: tuple[str, ...] = ()  # datasets removed with their items
-    chunk_ids: tuple[str, ...] = ()
-    vector_data_ids: tuple[str, ...] = ()  # items whose vector rows exist
-    vectors: int = 0
-    graph_data_ids: tuple[str, ...] = ()  # items whose graph nodes exist
-    graph_chunk_ids: tuple[str, ...] = ()
-    graph_entity_ids: tuple[str, ...] = ()  # entity nodes removed (no other item with a graph holds them)
-    graph_relations: tuple[tuple[str, str, str], ...] = ()
-    edges: int = 0
-    meta_entity_ids: tuple[str, ...] = ()  # entity rows removed (no other live item references them)
-    nodes_kept_shared: int = 0
-    kept_names: tuple[str, ...] = ()  # shown in previews only; never journaled or logged
-    files_deleted: tuple[str, ...] = ()
-    files_kept: int = 0
-    bytes_freed: int = 0
-    cache_keys: tuple[str, ...] = ()
-    wipe: Wipe = field(default_factory=Wipe)
-    layers: dict[str, DeletionCounts] = field(default_factory=dict)
-    extra_fingerprint: str = ""
-
-    @property
-    def empty(self) -> bool:
-        if self.wipe.any:
-            return not any(self.counts().model_dump().values())
-        return not self.data_ids and not self.dataset_ids
-
-    def counts(self) -> DeletionCounts:
-        if self.layers:
-            total: dict[str, int] = {}
-            for layer in self.layers.values():
-                for key, value in layer.model_dump().items():
-                    total[key] = total.get(key, 0) + value
-            return DeletionCounts(**total)
-        graph_nodes = len(self.graph_data_ids) + len(self.graph_chunk_ids) + len(self.graph_entity_ids)
-        return DeletionCounts(
-            datasets=len(self.dataset_ids),
-            items=0 if self.memory_only else len(self.data_ids),
-            chunks=0 if self.memory_only else len(self.chunk_ids),
-            vectors=self.vectors,
-            nodes_deleted=graph_nodes,
-            nodes_kept_shared=self.nodes_kept_shared,
-            edges_deleted=self.edges,
-            files_deleted=len(self.files_deleted),
-            files_kept=self.files_kept,
-            bytes_freed=self.bytes_freed,
-        )
-
-    @property
-    def fingerprint(self) -> str:
-        """Binds a confirmation to this exact plan: any item added or removed in scope changes it."""
-        body = {
-            "op": self.op,
-            "memory_only": self.memory_only,
-            "data": sorted(self.data_ids),
-            "datasets": sorted(self.dataset_ids),
-            "entities": sorted(self.graph_entity_ids),
-            "meta_entities": sorted(self.meta_entity_ids),
-            "files": sorted(self.files_deleted),
-            "wipe": asdict(self.wipe),
-            "extra": self.extra_fingerprint,
-        }
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+__all__ = ["MAX_KEPT_NAMES", "Plan", "Wipe", "plan_scope"]
 
 
 def _live_other(scope_ids) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from memsweep.server.app import caller, progress_of, state
 __all__ = ["memory", "progress_of"]
 
 
-def memory(ctx: Context):  # type: ignore[no-untyped-def]
-    """The engine's Python API, acting for this caller."""
-    return state(ctx).memory.as_user(caller(ctx))  # type: ignore[attr-defined]
+async def memory(ctx: Context):  # type: ignore[no-untyped-def]
+    """The engine's Python API, acting for this caller (waits for the engine to finish opening)."""
+    user = caller(ctx)
+    return (await state(ctx).memory()).as_user(user)

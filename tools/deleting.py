@@ -4,12 +4,10 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
-from memsweep.api import forget_target
 from memsweep.results import DeletionReport
 from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
 from memsweep.server.errors import mapped
-from memsweep.storage.deleter import Target
-from memsweep.storage.plan import Plan
+from memsweep.storage.targets import Plan, Target, forget_target
 from memsweep.tools import annotations
 from memsweep.tools.common import memory, progress_of
 from pydantic import Field
@@ -37,13 +35,13 @@ async def delete_data(
     files that other items still use are kept (listed in kept_shared). Needs the delete permission. Not
     guarded: it runs at once unless dry_run=true. Deleting an item that does not exist is an error."""
     target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
-    return await memory(ctx).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
+    return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
 
 
 # -- empty_dataset -------------------------------------------------------------------------------------
 @mapped
 async def _empty_plan(ctx: Context, dataset_id: str) -> Plan:
-    return await memory(ctx).plan(Target("empty_dataset", "dataset", dataset=dataset_id))
+    return await (await memory(ctx)).plan(Target("empty_dataset", "dataset", dataset=dataset_id))
 
 
 def _empty_ask(
@@ -66,7 +64,7 @@ async def empty_dataset(
     where the client supports it; otherwise the result has confirmation_required=true and a confirm_token
     (valid 5 minutes, once) to pass back in the same call. Shared graph nodes and files stay."""
     target = Target("empty_dataset", "dataset", dataset=dataset_id)
-    ds = await memory(ctx).dataset_id(dataset_id)
+    ds = await (await memory(ctx)).dataset_id(dataset_id)
     return await run_guarded(
         ctx, "empty_dataset", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
         binding={"dataset": ds},
@@ -76,7 +74,7 @@ async def empty_dataset(
 # -- delete_all ----------------------------------------------------------------------------------------
 @mapped
 async def _all_plan(ctx: Context) -> Plan:
-    return await memory(ctx).plan(Target("delete_all", "all"))
+    return await (await memory(ctx)).plan(Target("delete_all", "all"))
 
 
 def _all_ask(
@@ -107,7 +105,7 @@ async def delete_all(
 async def _forget_plan(
     ctx: Context, data_id: str | None, dataset: str | None, everything: bool, memory_only: bool
 ) -> Plan:
-    return await memory(ctx).plan(forget_target(data_id, dataset, everything, memory_only))
+    return await (await memory(ctx)).plan(forget_target(data_id, dataset, everything, memory_only))
 
 
 def _forget_ask(
@@ -140,8 +138,8 @@ async def forget(
     metadata and file. Guarded calls need confirmation or the confirm_token from a preview."""
     target = forget_target(data_id, dataset, everything, memory_only)
     if data_id:
-        return await memory(ctx).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
-    ds = await memory(ctx).dataset_id(dataset) if dataset else None
+        return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
+    ds = await (await memory(ctx)).dataset_id(dataset) if dataset else None
     return await run_guarded(
         ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
         binding={"dataset": ds, "everything": everything, "memory_only": memory_only},

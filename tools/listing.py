@@ -14,7 +14,7 @@ from pydantic import Field
 async def list_datasets(ctx: Context) -> DatasetList:
     """List the datasets you can read: id, name, owner, live item count, and can_delete (whether you may
     delete from it). Use the id or name with list_data, delete_data, empty_dataset or forget."""
-    return DatasetList(datasets=await memory(ctx).datasets.list_datasets())
+    return DatasetList(datasets=await (await memory(ctx)).datasets.list_datasets())
 
 
 @mapped
@@ -27,7 +27,7 @@ async def list_data(
     """One page of a dataset's items, oldest first: id, name, type, size, content hash, chunk and entity
     counts, and whether the store owns the file. Pass next_cursor to get the next page; it is null on the
     last page."""
-    return await memory(ctx).datasets.list_data_page(dataset_id, cursor, limit)
+    return await (await memory(ctx)).datasets.list_data_page(dataset_id, cursor, limit)
 
 
 def register(server: MCPServer) -> None:

@@ -41,7 +41,7 @@ async def add(
     Pass the entities and relations you see in it: graph nodes are shared by name, so "New York" in two
     memories is one node that lives until the last memory mentioning it is deleted. Identical content is
     stored once (deduplicated=true)."""
-    return await memory(ctx).add(
+    return await (await memory(ctx)).add(
         dataset,
         text,
         path=path,
@@ -61,7 +61,7 @@ async def search(
 ) -> SearchResult:
     """Find live memories by vector similarity and by shared entities in the graph. Deleted items are
     never returned. Each hit has the item id, its dataset, a snippet and a score in [0, 1]."""
-    return SearchResult(hits=await memory(ctx).search(query, dataset, limit))
+    return SearchResult(hits=await (await memory(ctx)).search(query, dataset, limit))
 
 
 def register(server: MCPServer) -> None:

@@ -4,11 +4,10 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
-from memsweep.api import prune_target
 from memsweep.results import PruneReport
 from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
 from memsweep.server.errors import mapped
-from memsweep.storage.plan import Plan
+from memsweep.storage.targets import Plan, prune_target
 from memsweep.tools import annotations
 from memsweep.tools.common import memory
 from memsweep.tools.deleting import DryRun, Token
@@ -19,7 +18,7 @@ Layer = Annotated[bool, Field(description="Wipe this layer.")]
 
 @mapped
 async def _prune_plan(ctx: Context, files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Plan:
-    return await memory(ctx).plan(prune_target(files, graph, vector, metadata, cache))
+    return await (await memory(ctx)).plan(prune_target(files, graph, vector, metadata, cache))
 
 
 def _prune_ask(

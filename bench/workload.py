@@ -1,0 +1,21 @@
+"""The shared workload: N small texts in 10 datasets, entities from a shared vocabulary (many shared
+nodes), 5% identical texts across datasets. Imported by memsweep's and Cognee's runners alike."""
+
+import random
+
+DATASETS = 10
+VOCAB = [f"Entity{i:04d}" for i in range(500)]
+SHARED_TEXT = "This exact note is stored in several datasets."
+
+
+def item(i: int) -> dict:
+    rng = random.Random(i)
+    if i % 20 == 0:  # 5% identical content across datasets
+        return {
+            "dataset": f"ds{i % DATASETS}",
+            "text": SHARED_TEXT + f" ({i % 7})",
+            "entities": [{"name": "Entity0000"}],
+        }
+    names = rng.sample(VOCAB, 3)
+    text = f"Note {i}. {names[0]} met {names[1]} at {names[2]}. They discussed topic {rng.randint(0, 999)} at length."
+    return {"dataset": f"ds{i % DATASETS}", "text": text, "entities": [{"name": n} for n in names]}

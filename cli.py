@@ -159,6 +159,10 @@ def _print(obj: Any, as_json: bool, text: str) -> None:
         print(text)
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     if not rows:
         return "(none)"
@@ -195,8 +199,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if c == "add":
             result = await mem.add(args.dataset, args.text, path=args.file, copy=not args.no_copy)
+            dedup = ", deduplicated" if result.deduplicated else ""
             _print(result, args.json, f"added {result.data_id} to {result.dataset_name} "
-                   f"({result.chunks} chunks, {result.entities} entities{', deduplicated' if result.deduplicated else ''})")  # fmt: skip
+                   f"({_n(result.chunks, 'chunk')}, {_n(result.entities, 'entity', 'entities')}{dedup})")  # fmt: skip
+
             return 0
         if c == "search":
             hits = await mem.search(args.query, limit=args.limit)
@@ -218,7 +224,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             _print(entries, args.json, _table(table, ["at (UTC)", "user", "op", "items", "ids"]))
             return 0
         if c in ("grant", "revoke"):
-            ds = await mem.dataset_id(args.dataset)
+            from memsweep.storage.ids import is_uuid
+
+            # The operator may name any dataset by id; a name is looked up among the acting user's own.
+            ds = args.dataset.lower() if is_uuid(args.dataset.lower()) else await mem.dataset_id(args.dataset)
             if ds is None:
                 print(f"error: no dataset {args.dataset!r} visible to {mem.user!r}", file=sys.stderr)
                 return 2

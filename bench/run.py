@@ -74,11 +74,13 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--cognee-python", help="python of a venv with cognee==1.6.5 installed")
     ap.add_argument("--cognee-sizes", default="200,1000")
+    ap.add_argument("--out", help="file name under bench/out (default results.json)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     cognee_sizes = [int(s) for s in a.cognee_sizes.split(",")] if a.cognee_python else []
     scenarios = a.scenarios.split(",")
     out: dict = {"memsweep": {}, "floor": {}, "cognee": {}, "machine": os.uname().machine, "cpus": os.cpu_count()}
+    out_json = HERE / "out" / (a.out or "results.json")
     for n in sorted(set(sizes) | set(cognee_sizes)):
         print(f"n={n}", file=sys.stderr)
         out["memsweep"][n] = memsweep_suite(n, scenarios)
@@ -89,8 +91,8 @@ def main() -> None:
     report(out)
     dest = HERE / "out"
     dest.mkdir(exist_ok=True)
-    (dest / "results.json").write_text(json.dumps(out, indent=2))
-    plot(out, dest / "delete_vs_size.png")
+    out_json.write_text(json.dumps(out, indent=2))
+    plot(out, out_json.with_suffix(".png"))
 
 
 def report(out: dict) -> None:
@@ -112,7 +114,7 @@ def report(out: dict) -> None:
         if cg:
             print(f"  n={n}: memsweep/Cognee delete_data {ratio(dd, cg['delete_data']['p50_ms'])}, "
                   f"empty_dataset {ratio(res.get('empty_dataset', {}).get('p50_ms'), cg['empty_dataset']['p50_ms'])}, "
-                  f"delete_all {ratio(res.get('delete_all', {}).get('p50_ms'), cg['delete_all']['p50_ms'])}, "
+                  f"delete_all {ratio(res.get('delete_all', {}).get('p50_ms'), cg.get('delete_all', {}).get('p50_ms'))}, "
                   f"list_datasets {ratio(res.get('list_datasets', {}).get('p50_ms'), cg['list_datasets']['p50_ms'])}, "
                   f"add (batched, per item) {ratio(res.get('add_batch', {}).get('p50_ms'), cg['add_batched_per_item_ms'])}")  # fmt: skip
     ns = sorted(out["memsweep"])

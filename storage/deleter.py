@@ -218,8 +218,6 @@ async def apply(
 
         await erase_now(engine)
     else:
-        async with engine.meta.write() as conn:
-            await set_state(conn, "erase_pending", "1")
         engine.schedule_erase()
     await tick(6, "erased" if erase else "erase deferred to the background sweep")
 
@@ -283,6 +281,8 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: 
         await conn.execute(
             update(journal).where(journal.c.id == journal_id).values(status="done", finished_at=access.now())
         )
+        # Recorded with the purge, so a crash before the erase finishes is finished at the next start.
+        await set_state(conn, "erase_pending", "1")
         counts = plan.counts().model_dump()
         await conn.execute(
             audit.insert().values(

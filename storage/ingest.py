@@ -1,4 +1,4 @@
-"""add: file → metadata row `ingesting` → vectors → graph → `active` (the order recovery can undo)."""
+"""add: metadata rows `ingesting` → file → vectors → graph → `active` (the order recovery can undo)."""
 
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ async def add(engine: Engine, user: str, dataset: str, **kwargs: Any) -> AddResu
 
 async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[AddResult]:
     """Store a batch in one lease: one metadata transaction, one vector write, one graph transaction.
-    The order (file → rows `ingesting` → vectors → graph → `active`) is what recovery can undo."""
+    The order (rows `ingesting` → file → vectors → graph → `active`) is what recovery can undo."""
     if not batch:
         return []
     if len(batch) > engine.settings.limits.max_items_per_call:
@@ -225,7 +225,6 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                 continue
             seen.add(item.content_hash)
             dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
-            await engine.run(engine.files.put, item.content.raw)
         async with engine.meta.write() as conn:
             uid = await access.user_id(conn, user, create=True)
             assert uid is not None
@@ -270,6 +269,11 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                         deduplicated=dedup.get(item.data_id, False),
                     )
                 )
+        # Files after the rows: a crash between the two leaves an `ingesting` row whose rollback removes the
+        # file (a missing one counts as done); file-first would leave an orphan no row points at.
+        for item in batch:
+            if item.content.owned and item.data_id in dedup:
+                await engine.run(engine.files.put, item.content.raw)
         crash_point("mid_add")
         await engine.run(engine.vectors.add, vector_rows)
         graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)

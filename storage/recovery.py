@@ -22,6 +22,8 @@ log = logging.getLogger("memsweep.recovery")
 
 
 async def recover(engine: Engine) -> None:
+    for tmp in await engine.run(engine.files.stray_temp_files):  # half-written files: never referenced
+        tmp.unlink(missing_ok=True)
     await _rollback_adds(engine)
     await resume(engine)
     await _rebuild_lost_graph(engine)

@@ -13,6 +13,7 @@ import anyio.to_thread
 import pytest
 from memsweep.api import Memory
 from memsweep.config import Settings
+from memsweep.storage.metadata import get_state
 
 from tests.helpers import snapshot
 
@@ -76,7 +77,9 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
     proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
 
-    async with Memory(settings) as mem:  # opening resumes the journal
+    async with Memory(settings) as mem:  # opening resumes the journal and finishes an interrupted erase
+        async with mem.engine.meta.read() as conn:
+            assert await get_state(conn, "erase_pending") is None
         doctor = await mem.doctor()
         assert doctor.consistent, doctor.findings
         names = {d.name for d in await mem.datasets.list_datasets()}

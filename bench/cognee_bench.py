@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -42,16 +41,7 @@ tiktoken.encoding_for_model = lambda name: _ByteEncoding()
 import cognee  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from workload import DATASETS, item  # noqa: E402
-
-
-def ms(xs: list[float]) -> dict:
-    xs = sorted(x * 1000 for x in xs)
-    return {
-        "p50_ms": round(statistics.median(xs), 2),
-        "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 2),
-        "n": len(xs),
-    }
+from workload import DATASETS, item, ms  # noqa: E402
 
 
 async def timed(coro) -> float:  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ import asyncio
 import json
 import random
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,16 +17,7 @@ from memsweep.api import Memory
 from memsweep.config import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workload import DATASETS, item
-
-
-def ms(xs: list[float]) -> dict:
-    xs = sorted(x * 1000 for x in xs)
-    return {
-        "p50_ms": round(statistics.median(xs), 2),
-        "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 2),
-        "n": len(xs),
-    }
+from workload import DATASETS, item, ms
 
 
 async def run(scenario: str, data_dir: Path, n: int) -> dict:

@@ -2,6 +2,7 @@
 nodes), 5% identical texts across datasets. Imported by memsweep's and Cognee's runners alike."""
 
 import random
+import statistics
 
 DATASETS = 10
 VOCAB = [f"Entity{i:04d}" for i in range(500)]
@@ -19,3 +20,13 @@ def item(i: int) -> dict:
     names = rng.sample(VOCAB, 3)
     text = f"Note {i}. {names[0]} met {names[1]} at {names[2]}. They discussed topic {rng.randint(0, 999)} at length."
     return {"dataset": f"ds{i % DATASETS}", "text": text, "entities": [{"name": n} for n in names]}
+
+
+def ms(xs: list[float]) -> dict:
+    """Median, 95th percentile and count, in milliseconds, of durations in seconds."""
+    xs = sorted(x * 1000 for x in xs)
+    return {
+        "p50_ms": round(statistics.median(xs), 2),
+        "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 2),
+        "n": len(xs),
+    }

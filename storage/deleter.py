@@ -16,6 +16,7 @@ from memsweep.errors import InvalidInput, NotFound
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
+from memsweep.storage.graph import GraphDelete
 from memsweep.storage.ids import new_id, parse_uuid
 from memsweep.storage.metadata import set_state
 from memsweep.storage.plan import plan_scope
@@ -184,20 +185,10 @@ async def apply(
     if w.graph or w.metadata:
         await engine.run(engine.graph.wipe)
     else:
-        from memsweep.storage.graph import GraphDelete
-
-        await engine.run(
-            engine.graph.delete,
-            GraphDelete(relations=plan.graph_relations, chunk_ids=(), data_ids=(), entity_ids=()),
-        )
-        for i, part in enumerate(_batches(plan.graph_chunk_ids, GRAPH_BATCH)):
-            await engine.run(engine.graph.delete, GraphDelete(chunk_ids=part))
+        for i, change in enumerate(_graph_batches(plan)):
+            await engine.run(engine.graph.delete, change)
             if i == 0:
                 crash_point("mid_graph")
-        for part in _batches(plan.graph_data_ids, GRAPH_BATCH):
-            await engine.run(engine.graph.delete, GraphDelete(data_ids=part))
-        for part in _batches(plan.graph_entity_ids, GRAPH_BATCH):
-            await engine.run(engine.graph.delete, GraphDelete(entity_ids=part))
     crash_point("after_graph")
     await tick(3, "graph nodes and edges deleted")
 
@@ -220,6 +211,28 @@ async def apply(
     else:
         engine.schedule_erase()
     await tick(6, "erased" if erase else "erase deferred to the background sweep")
+
+
+def _graph_batches(plan: Plan) -> list[GraphDelete]:
+    """The graph deletions in transactions of at most GRAPH_BATCH keys, in dependency order (relations,
+    chunks, items, entities); a small delete is one transaction instead of four."""
+    kinds = [("relations", list(plan.graph_relations)), ("chunk_ids", list(plan.graph_chunk_ids)),
+             ("data_ids", list(plan.graph_data_ids)), ("entity_ids", list(plan.graph_entity_ids))]  # fmt: skip
+    out: list[GraphDelete] = []
+    current: dict[str, list] = {}
+    size = 0
+    for kind, values in kinds:
+        while values:
+            take = values[: GRAPH_BATCH - size]
+            values = values[len(take) :]
+            current.setdefault(kind, []).extend(take)
+            size += len(take)
+            if size >= GRAPH_BATCH:
+                out.append(GraphDelete(**current))
+                current, size = {}, 0
+    if current:
+        out.append(GraphDelete(**current))
+    return out
 
 
 async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
@@ -245,8 +258,10 @@ async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
                 )
             ).all()
         }
-    for i, content_hash in enumerate(h for h in hashes if h not in live):
-        await engine.run(engine.files.remove, content_hash)
+    doomed = [h for h in hashes if h not in live]
+    for i, part in enumerate(_batches(doomed, SQL_BATCH)):
+        # one worker-thread hop per batch: per-file hops cost ~0.2 ms each (2.2 s for a 10k-file prune)
+        await engine.run(lambda part=part: [engine.files.remove(h) for h in part])
         if i == 0:
             crash_point("mid_files")
 

@@ -20,6 +20,7 @@ STEPS = (
     "after_purge",
     "mid_erase",
     "mid_add",
+    "mid_rebuild",
 )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from memsweep.results import DoctorFinding, DoctorReport, RebuildReport
 from memsweep.storage.engine import Engine
+from memsweep.storage.faults import crash_point
 from memsweep.storage.graph import GraphAdd
+from memsweep.storage.metadata import get_state, set_state
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, journal, relations
 from memsweep.storage.vectors import VectorRow
 from sqlalchemy import select, update
@@ -17,9 +19,23 @@ async def rebuild(engine: Engine) -> RebuildReport:
         return await rebuild_locked(engine)
 
 
+async def rebuild_if_pending(engine: Engine) -> None:
+    async with engine.meta.read() as conn:
+        pending = await get_state(conn, "rebuild_pending")
+    if pending:
+        await rebuild_locked(engine)
+
+
 async def rebuild_locked(engine: Engine) -> RebuildReport:
-    """Recreate graph nodes and vector rows of every live item marked as lacking them."""
+    """Recreate graph nodes and vector rows of every live item marked as lacking them.
+
+    `rebuild_pending` brackets the work: a crash between writing an item's rows and marking it done
+    leaves rows for an item still marked as lacking them, and the next start runs the rebuild again
+    (each item's vectors are deleted before they are written, graph writes are MERGEs)."""
     from memsweep.storage.ingest import _embed
+
+    async with engine.meta.write() as conn:
+        await set_state(conn, "rebuild_pending", "1")
 
     async with engine.meta.read() as conn:
         rows = (
@@ -74,10 +90,13 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
             )
             await engine.run(engine.graph.add, change)
             n_nodes += len(change.items) + len(change.chunks) + len(change.entities)
+        crash_point("mid_rebuild")
         async with engine.meta.write() as conn:
             await conn.execute(update(data).where(data.c.id.in_(ids)).values(graph_ok=True, vectors_ok=True))
         n_items += len(part)
         n_chunks += len(crows)
+    async with engine.meta.write() as conn:
+        await set_state(conn, "rebuild_pending", None)
     return RebuildReport(
         items=n_items,
         chunks=n_chunks,
@@ -202,16 +221,21 @@ async def _repair(engine: Engine, report: DoctorReport) -> None:
     if kinds & {"open_journal", "unfinished_add"}:
         await recovery._rollback_adds(engine)
         await recovery.resume(engine)
-    if kinds & {"orphan_vector", "missing_vector"}:
-        # The vector table is derived: rebuild it whole rather than trust any of its rows.
+    # Derived stores that disagree with metadata are rebuilt whole rather than trusted row by row (Kuzu
+    # miscounts after a crash). Marked first, wiped second: a crash in between leaves a pending rebuild.
+    vectors_bad = bool(kinds & {"orphan_vector", "missing_vector"})
+    graph_bad = bool(kinds & {"orphan_node", "missing_node", "dangling_provenance", "edge_mismatch", "phantom_edges"})
+    if vectors_bad or graph_bad:
+        async with engine.meta.write() as conn:
+            await set_state(conn, "rebuild_pending", "1")
+            if vectors_bad:
+                await conn.execute(update(data).values(vectors_ok=False))
+            if graph_bad:
+                await conn.execute(update(data).values(graph_ok=False))
+    if vectors_bad:
         await engine.run(engine.vectors.drop)
-        async with engine.meta.write() as conn:
-            await conn.execute(update(data).values(vectors_ok=False))
-    if kinds & {"orphan_node", "missing_node", "dangling_provenance", "edge_mismatch", "phantom_edges"}:
-        # A graph that disagrees with metadata cannot be trusted (Kuzu miscounts after a crash): rebuild.
+    if graph_bad:
         await engine.run(engine.graph.wipe)
-        async with engine.meta.write() as conn:
-            await conn.execute(update(data).values(graph_ok=False))
     await rebuild_locked(engine)
     async with engine.meta.read() as conn:
         owned = {

@@ -27,6 +27,9 @@ async def recover(engine: Engine) -> None:
     await _rollback_adds(engine)
     await resume(engine)
     await _rebuild_lost_graph(engine)
+    from memsweep.storage.maintenance import rebuild_if_pending
+
+    await rebuild_if_pending(engine)
     await erase_if_pending(engine)
 
 

@@ -39,6 +39,9 @@ SCRIPT = textwrap.dedent(
                 await mem.datasets.delete_all()
             elif op == "add":
                 await mem.add("victim", text="A late addition about Oslo.")
+            elif op == "rebuild":
+                await mem.prune.prune(graph=True, vector=True)
+                await mem.rebuild()
             else:
                 layer = op.split(":")[1]
                 await mem.prune.prune(**{layer: True})
@@ -54,7 +57,7 @@ CASES += [
     (op, s) for op in ("forget", "empty_dataset", "delete_all") for s in ("after_journal", "mid_graph", "mid_erase")
 ]
 CASES += [(f"prune:{layer}", "after_journal") for layer in ("files", "graph", "vector", "metadata", "cache")]
-CASES += [("add", "mid_add")]
+CASES += [("add", "mid_add"), ("rebuild", "mid_rebuild")]
 
 
 async def _populate(settings: Settings) -> dict[str, str]:
@@ -89,16 +92,18 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
             assert len(await mem.datasets.list_data("victim")) == 2
         elif op == "add":
             assert len(await mem.datasets.list_data("victim")) == 3  # the killed add was rolled back
+        elif op == "rebuild":  # the interrupted rebuild was finished at start-up
+            assert mem.engine.vectors.count() == 5 and doctor.checked["graph_nodes"] > 0
         if op != "prune:metadata":
             # nothing outside the plan: bob's data is intact in every store
             assert await mem.as_user("bob").datasets.list_data("bobs") == bob_items
             assert ("keeper" in names) == (op != "delete_all")
             snap = await snapshot(mem)
-            assert ids["bob_item"] in snap["graph"].items or op in ("prune:graph",)
+            assert ids["bob_item"] in snap["graph"].items or op == "prune:graph"
 
 
 def test_crash_points_cover_every_step() -> None:
     from memsweep.storage import faults
 
-    assert set(ALL_STEPS) | {"mid_add"} == set(faults.STEPS)
+    assert set(ALL_STEPS) | {"mid_add", "mid_rebuild"} == set(faults.STEPS)
     assert Path(faults.__file__).read_text().count("SIGKILL") >= 1

@@ -174,10 +174,11 @@ async def test_prune_disabled_and_enabled(settings: Settings, mode: str) -> None
         assert done["executed"] and done["layers"]["vector"]["vectors"] == 1
 
 
-async def test_stdio_subprocess(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_subprocess(tmp_path: Path, mode: str) -> None:
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "d"), MEMSWEEP_USER="stdio-user")
     params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
-    async with Client(params, mode="legacy") as c:
+    async with Client(params, mode=mode) as c:
         assert len((await c.list_tools()).tools) == 9
         a = await call(c, "add", {"dataset": "notes", "text": "Alice moved to New York."})
         progress: list[float] = []

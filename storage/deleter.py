@@ -33,7 +33,7 @@ from memsweep.storage.schema import (
     relations,
 )
 from memsweep.storage.targets import Plan, PlanChanged, Target
-from sqlalchemy import ColumnElement, and_, delete, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 __all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
@@ -242,23 +242,9 @@ async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
         hashes = list(plan.files_deleted)
     if not hashes:
         return
-    # Re-check under the lease: a file goes only if no item outside this journal still owns it.
-    async with engine.meta.read() as conn:
-        live = {
-            r[0]
-            for part in _batches(hashes, SQL_BATCH)
-            for r in (
-                await conn.execute(
-                    select(data.c.content_hash).where(
-                        data.c.content_hash.in_(part),
-                        data.c.owned == true(),
-                        data.c.file_state == "stored",
-                        data.c.status != "deleting",
-                    )
-                )
-            ).all()
-        }
-    doomed = [h for h in hashes if h not in live]
+    # No re-check needed: the plan was computed under this same lease (adds wait for it), and a resume
+    # recomputes it from the rows the journal still owns. prune(files) marked every item `pruned` first.
+    doomed = hashes
     for i, part in enumerate(_batches(doomed, SQL_BATCH)):
         # one worker-thread hop per batch: per-file hops cost ~0.2 ms each (2.2 s for a 10k-file prune)
         await engine.run(lambda part=part: [engine.files.remove(h) for h in part])

@@ -63,18 +63,31 @@ async def plan_scope(
     vectors = sum(1 for r in chunk_rows if r.data_id in vector_items)
 
     # Entities: which of this scope's entities does some other live item still reference?
-    scope_entities = select(data_entities.c.entity_id).where(data_entities.c.data_id.in_(scope_ids)).distinct()
-    entity_set = {r[0] for r in (await conn.execute(scope_entities)).all()}
-    held = (
+    other, other_item = data_entities.alias("other"), data.alias("other_item")
+
+    def held_by_other(*extra: ColumnElement[bool]):  # type: ignore[no-untyped-def]
+        return (
+            select(other.c.entity_id)
+            .join(other_item, other_item.c.id == other.c.data_id)
+            .where(
+                other.c.entity_id == data_entities.c.entity_id,
+                other_item.c.id.not_in(scope_ids),
+                other_item.c.status != "deleting",
+                *extra,
+            )
+            .exists()
+        )
+
+    rows = (
         await conn.execute(
-            select(data_entities.c.entity_id, func.max(data.c.graph_ok))
-            .join(data, data.c.id == data_entities.c.data_id)
-            .where(data_entities.c.entity_id.in_(scope_entities), _live_other(scope_ids))
-            .group_by(data_entities.c.entity_id)
+            select(data_entities.c.entity_id, held_by_other(), held_by_other(other_item.c.graph_ok))
+            .where(data_entities.c.data_id.in_(scope_ids))
+            .distinct()
         )
     ).all()
-    held_any = {r[0] for r in held}
-    held_in_graph = {r[0] for r in held if r[1]}
+    entity_set = {r[0] for r in rows}
+    held_any = {r[0] for r in rows if r[1]}
+    held_in_graph = {r[0] for r in rows if r[2]}
     if memory_only:
         # The rows stay (the items stay); only the graph loses what no other item's graph needs.
         meta_entity_ids: tuple[str, ...] = ()

@@ -272,9 +272,10 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: 
             await conn.execute(delete(data_entities).where(data_entities.c.data_id.in_(in_journal)))
             await conn.execute(delete(relations).where(relations.c.data_id.in_(in_journal)))
             await conn.execute(delete(data).where(data.c.journal_id == journal_id))
-            still_used = select(data_entities.c.entity_id)
+            # NOT EXISTS (an index probe per entity), not NOT IN (a scan of every reference in the store)
+            still_used = select(data_entities.c.entity_id).where(data_entities.c.entity_id == entities.c.id).exists()
             for part in _batches(plan.meta_entity_ids, SQL_BATCH):
-                await conn.execute(delete(entities).where(entities.c.id.in_(part), entities.c.id.not_in(still_used)))
+                await conn.execute(delete(entities).where(entities.c.id.in_(part), ~still_used))
             for part in _batches(plan.dataset_ids, SQL_BATCH):
                 empty = ~select(data.c.id).where(data.c.dataset_id == datasets.c.id).exists()
                 await conn.execute(delete(acl).where(acl.c.dataset_id.in_(part)))

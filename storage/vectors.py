@@ -21,7 +21,7 @@ from memsweep.storage.ids import is_uuid
 TABLE = "chunks"
 BATCH = 500
 # Small fragments keep the forced rewrite of an erase cheap (ENGINES.md: only touched fragments rewrite).
-TARGET_ROWS_PER_FRAGMENT = 2048
+TARGET_ROWS_PER_FRAGMENT = 1024
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,12 @@ async def plan_scope(
     vectors = sum(1 for r in chunk_rows if r.data_id in vector_items)
 
     # Entities: which of this scope's entities does some other live item still reference?
+    # Shared or not: does an item outside this scope, not itself being deleted, reference the entity?
+    # One EXISTS probe per *distinct* entity of the scope (through the entity index, stopping at the first
+    # hit), so the cost follows the scope, not the store; probing per reference row made delete_all
+    # quadratic, and counting every reference grew with the degree of popular entities.
+    ents = select(data_entities.c.entity_id.label("eid")).where(data_entities.c.data_id.in_(scope_ids)).distinct()
+    ents_q = ents.subquery()
     other, other_item = data_entities.alias("other"), data.alias("other_item")
 
     def held_by_other(*extra: ColumnElement[bool]):  # type: ignore[no-untyped-def]
@@ -70,7 +76,7 @@ async def plan_scope(
             select(other.c.entity_id)
             .join(other_item, other_item.c.id == other.c.data_id)
             .where(
-                other.c.entity_id == data_entities.c.entity_id,
+                other.c.entity_id == ents_q.c.eid,
                 other_item.c.id.not_in(scope_ids),
                 other_item.c.status != "deleting",
                 *extra,
@@ -78,13 +84,7 @@ async def plan_scope(
             .exists()
         )
 
-    rows = (
-        await conn.execute(
-            select(data_entities.c.entity_id, held_by_other(), held_by_other(other_item.c.graph_ok))
-            .where(data_entities.c.data_id.in_(scope_ids))
-            .distinct()
-        )
-    ).all()
+    rows = (await conn.execute(select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok)))).all()
     entity_set = {r[0] for r in rows}
     held_any = {r[0] for r in rows if r[1]}
     held_in_graph = {r[0] for r in rows if r[2]}

@@ -193,3 +193,25 @@ async def test_add_many_is_one_batch_with_shared_entities(mem: Memory) -> None:
     with pytest.raises(InvalidInput):
         await mem.add_many([{"dataset": "d0", "text": "ok"}, {"dataset": "d0", "text": ""}])
     assert sum(d.items for d in await mem.datasets.list_datasets()) == 7  # a bad item stores nothing
+
+
+async def test_writer_can_add_but_not_delete(mem: Memory) -> None:
+    mine = await mem.add("shared", text="Alice's note.")
+    carol = mem.as_user("carol")
+    with pytest.raises(NotFound):
+        await carol.add(mine.dataset_id, text="Carol tries to write.")
+    await mem.grant("carol", mine.dataset_id, "read")
+    with pytest.raises(PermissionDenied):
+        await carol.add(mine.dataset_id, text="Carol tries to write.")
+    await mem.grant("carol", mine.dataset_id, "write")
+    added = await carol.add(mine.dataset_id, text="Carol wrote this.")
+    for attempt in (
+        carol.datasets.delete_data(dataset_id=mine.dataset_id, data_id=added.data_id),
+        carol.datasets.empty_dataset(dataset_id=mine.dataset_id),
+        carol.forget(data_id=added.data_id),
+        carol.forget(dataset=mine.dataset_id),
+    ):
+        with pytest.raises(PermissionDenied):
+            await attempt
+    assert (await carol.datasets.delete_all()).items == 0  # nothing carol may delete
+    assert len(await mem.datasets.list_data("shared")) == 2

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -171,7 +170,3 @@ class Engine:
 
     def file_size(self, content_hash: str) -> int:
         return self.files.size(content_hash)
-
-    @property
-    def graph_files(self) -> list[Path]:
-        return sorted(self.graph.root.glob("*"))

@@ -243,6 +243,3 @@ class EmbeddedGraphStore:
             relates=[r[0] for r in self._rows("MATCH (:Entity)-[x:RELATES]->(:Entity) RETURN x.id")],
             relates_counted=int(self._rows("MATCH (:Entity)-[x:RELATES]->(:Entity) RETURN count(x)")[0][0]),
         )
-
-    def node_count(self) -> int:
-        return sum(int(self._rows(f"MATCH (n:{label}) RETURN count(n)")[0][0]) for label in ("Item", "Chunk", "Entity"))

@@ -13,7 +13,7 @@ from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
 from memsweep.storage.schema import audit, chunks, data, data_entities, datasets, entities, users
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, func, select, tuple_
 
 _WORD = re.compile(r"\w+")
 
@@ -216,7 +216,7 @@ async def audit_log(engine: Engine, user: str | None = None, limit: int = 100) -
     async with engine.meta.read() as conn:
         stmt = select(audit).order_by(audit.c.seq.desc()).limit(limit)
         if user is not None:
-            stmt = stmt.where(or_(audit.c.user_name == user))
+            stmt = stmt.where(audit.c.user_name == user)
         rows = (await conn.execute(stmt)).all()
     return [
         AuditEntry(

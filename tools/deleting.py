@@ -5,7 +5,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
 from memsweep.results import DeletionReport
-from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
+from memsweep.server.confirm import SKIP, ConfirmDeletion, ask, run_guarded
 from memsweep.server.errors import mapped
 from memsweep.storage.targets import Plan, Target, forget_target
 from memsweep.tools import annotations
@@ -115,7 +115,7 @@ def _forget_ask(
     confirm_token: str | None,
     plan: Annotated[Plan, Resolve(_forget_plan)],
 ) -> Elicit[ConfirmDeletion] | str:
-    return "no-question" if data_id else ask(ctx, plan, dry_run, confirm_token)
+    return SKIP if data_id else ask(ctx, plan, dry_run, confirm_token)
 
 
 @mapped

@@ -190,8 +190,8 @@ class LanceVectorStore:
             return
         ds = lance.dataset(str(self.uri))
         # defer_index_remap: the rewrite records a fragment-reuse mapping instead of remapping the three
-        # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); ensure_indexes() below
-        # folds it in. The erasure test checks no deleted vector byte survives either way.
+        # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); the ensure_indexes() that
+        # recovery.erase_now runs next folds it in. The erasure test checks no deleted vector byte survives.
         ds.optimize.compact_files(
             materialize_deletions_threshold=0.0,
             target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT,

@@ -38,11 +38,15 @@ def prune_disabled_message() -> str:
     )
 
 
+def _prune_off(ctx: Context, kind: str) -> bool:
+    return kind == "prune" and not state(ctx).settings.allow_prune
+
+
 def ask(ctx: Context, plan: Plan, dry_run: bool, confirm_token: str | None) -> Elicit[ConfirmDeletion] | str:
     """The resolver body: ask the person, or not (token path, dry run, empty plan, disabled prune)."""
     if dry_run or confirm_token or plan.empty or not _elicitation_supported(ctx):
         return SKIP
-    if plan.op == "prune" and not state(ctx).settings.allow_prune:
+    if _prune_off(ctx, plan.op):
         return SKIP
     message = f"Delete {describe(plan)} This cannot be undone. (plan {plan.fingerprint[:12]})"
     return Elicit(message, ConfirmDeletion)
@@ -64,7 +68,7 @@ async def run_guarded(
     user = caller(ctx)
     memory = (await st.memory()).as_user(user)
     key = args_key(tool=tool, erase=erase, **binding)
-    prune_off = target.kind == "prune" and not st.settings.allow_prune
+    prune_off = _prune_off(ctx, target.kind)
 
     def preview(p: Plan, message: str, *, token: bool = True) -> DeletionReport:
         if p.empty or not token:

@@ -94,3 +94,10 @@ class LocalFileStore:
     def stray_temp_files(self) -> list[Path]:
         """Temp files left by a write killed before its rename."""
         return sorted(self.root.glob("*/.tmp-*"))
+
+    def remove_stray_temp_files(self) -> int:
+        """Half-written files are never referenced: remove them (at start-up and by doctor --repair)."""
+        stray = self.stray_temp_files()
+        for tmp in stray:
+            tmp.unlink(missing_ok=True)
+        return len(stray)

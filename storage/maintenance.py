@@ -26,6 +26,25 @@ async def rebuild_if_pending(engine: Engine) -> None:
         await rebuild_locked(engine)
 
 
+async def mark_for_rebuild(engine: Engine, *, graph: bool = False, vectors: bool = False) -> None:
+    """Mark every item as lacking its graph nodes and/or vectors, with `rebuild_pending` in the same
+    transaction: do this before wiping a derived store, so a crash in between still rebuilds at start."""
+    async with engine.meta.write() as conn:
+        await set_state(conn, "rebuild_pending", "1")
+        if vectors:
+            await conn.execute(update(data).values(vectors_ok=False))
+        if graph:
+            await conn.execute(update(data).values(graph_ok=False))
+
+
+async def _owned_hashes(conn) -> set[str]:  # type: ignore[no-untyped-def]
+    """Content hashes of the files the store owns for items not being deleted."""
+    rows = await conn.execute(
+        select(data.c.content_hash).where(data.c.owned, data.c.file_state == "stored", data.c.status != "deleting")
+    )
+    return {r[0] for r in rows}
+
+
 async def rebuild_locked(engine: Engine) -> RebuildReport:
     """Recreate graph nodes and vector rows of every live item marked as lacking them.
 
@@ -139,14 +158,7 @@ async def _check(engine: Engine) -> DoctorReport:
         ents = (await conn.execute(select(data_entities))).all()
         ments = (await conn.execute(select(chunk_entities))).all()
         rels = (await conn.execute(select(relations.c.id, relations.c.data_id))).all()
-        owned = {
-            r[0]
-            for r in await conn.execute(
-                select(data.c.content_hash).where(
-                    data.c.owned, data.c.file_state == "stored", data.c.status != "deleting"
-                )
-            )
-        }
+        owned = await _owned_hashes(conn)
     find("open_journal", open_journal, "deletions interrupted before they finished")
     find(
         "unfinished_add",
@@ -226,26 +238,14 @@ async def _repair(engine: Engine, report: DoctorReport) -> None:
     vectors_bad = bool(kinds & {"orphan_vector", "missing_vector"})
     graph_bad = bool(kinds & {"orphan_node", "missing_node", "dangling_provenance", "edge_mismatch", "phantom_edges"})
     if vectors_bad or graph_bad:
-        async with engine.meta.write() as conn:
-            await set_state(conn, "rebuild_pending", "1")
-            if vectors_bad:
-                await conn.execute(update(data).values(vectors_ok=False))
-            if graph_bad:
-                await conn.execute(update(data).values(graph_ok=False))
+        await mark_for_rebuild(engine, graph=graph_bad, vectors=vectors_bad)
     if vectors_bad:
         await engine.run(engine.vectors.drop)
     if graph_bad:
         await engine.run(engine.graph.wipe)
     await rebuild_locked(engine)
     async with engine.meta.read() as conn:
-        owned = {
-            r[0]
-            for r in await conn.execute(
-                select(data.c.content_hash).where(
-                    data.c.owned, data.c.file_state == "stored", data.c.status != "deleting"
-                )
-            )
-        }
+        owned = await _owned_hashes(conn)
         live_hashes = {
             engine.cache_key(r[0])
             for r in await conn.execute(
@@ -254,8 +254,7 @@ async def _repair(engine: Engine, report: DoctorReport) -> None:
         }
     for h in set(await engine.run(lambda: list(engine.files.hashes()))) - owned:
         await engine.run(engine.files.remove, h)
-    for tmp in await engine.run(engine.files.stray_temp_files):
-        tmp.unlink(missing_ok=True)
+    await engine.run(engine.files.remove_stray_temp_files)
     stale = await engine.run(engine.cache.keys)
     await engine.run(engine.cache.delete_many, stale - live_hashes)
     await recovery.erase_now(engine)

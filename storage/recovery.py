@@ -16,17 +16,16 @@ from memsweep.storage.faults import crash_point
 from memsweep.storage.metadata import get_state, set_state
 from memsweep.storage.plan import Wipe, plan_scope
 from memsweep.storage.schema import data, journal
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 log = logging.getLogger("memsweep.recovery")
 
 
 async def recover(engine: Engine) -> None:
-    for tmp in await engine.run(engine.files.stray_temp_files):  # half-written files: never referenced
-        tmp.unlink(missing_ok=True)
+    await engine.run(engine.files.remove_stray_temp_files)
     await _rollback_adds(engine)
     await resume(engine)
-    await _rebuild_lost_graph(engine)
+    await _mark_lost_graph(engine)
     from memsweep.storage.maintenance import rebuild_if_pending
 
     await rebuild_if_pending(engine)
@@ -36,11 +35,6 @@ async def recover(engine: Engine) -> None:
 async def _rollback_adds(engine: Engine) -> None:
     """An item still `ingesting` at start-up was never acknowledged: undo it through the delete path."""
     async with engine.meta.read() as conn:
-        stuck = [r[0] for r in (await conn.execute(select(data.c.id).where(data.c.status == "ingesting"))).all()]
-    if not stuck:
-        return
-    log.warning("rolling back %d unfinished add(s)", len(stuck))
-    async with engine.meta.read() as conn:
         plan = await plan_scope(
             conn,
             op="rollback_add",
@@ -48,6 +42,9 @@ async def _rollback_adds(engine: Engine) -> None:
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )
+    if plan.empty:
+        return
+    log.warning("rolling back %d unfinished add(s)", len(plan.data_ids))
     journal_id = await deleter._journal(engine, "system", plan, erase=True)
     await deleter.apply(engine, journal_id, plan, erase=True, user="system")
 
@@ -84,18 +81,16 @@ async def resume(engine: Engine) -> int:
     return len(rows)
 
 
-async def _rebuild_lost_graph(engine: Engine) -> None:
+async def _mark_lost_graph(engine: Engine) -> None:
     """A graph file that did not exist at open (deleted, or a backend switch) is rebuilt from metadata."""
     if not engine.graph.created:
         return
     engine.graph.created = False
-    async with engine.meta.write() as conn:
-        result = await conn.execute(update(data).where(data.c.graph_ok).values(graph_ok=False))
-    if result.rowcount:
-        from memsweep.storage.maintenance import rebuild_locked
+    from memsweep.storage.maintenance import mark_for_rebuild
 
-        log.warning("graph was missing; rebuilding it for %d item(s)", result.rowcount)
-        await rebuild_locked(engine)
+    # Marked with rebuild_pending in one transaction; the rebuild itself is recover()'s next step.
+    log.warning("graph was missing; it will be rebuilt from metadata")
+    await mark_for_rebuild(engine, graph=True)
 
 
 async def erase_now(engine: Engine) -> None:

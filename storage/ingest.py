@@ -216,14 +216,14 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
     async with engine.exclusive():
         # deduplicated: the same owned bytes were already stored, before this batch or earlier in it
         dedup: dict[str, bool] = {}
-        seen: set[str] = set()
+        to_store: dict[str, bytes] = {}  # one write per distinct owned content
         for item in batch:
             if not item.content.owned:
                 continue
-            if item.content_hash in seen:
+            if item.content_hash in to_store:
                 dedup[item.data_id] = True
                 continue
-            seen.add(item.content_hash)
+            to_store[item.content_hash] = item.content.raw
             dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
         async with engine.meta.write() as conn:
             uid = await access.user_id(conn, user, create=True)
@@ -233,31 +233,16 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                 ds, _created = await access.dataset_for_add(
                     conn, uid, item.dataset, engine.settings.limits.max_name_chars
                 )
-                ent_ids = await _store_rows(engine, conn, ds, item)
+                ent_ids, mentions, rel_rows = await _store_rows(engine, conn, ds, item)
                 item_vectors = vectors[offset : offset + len(item.pieces)]
                 offset += len(item.pieces)
                 vector_rows += [
                     VectorRow(c, item.data_id, ds.id, v) for c, v in zip(item.chunk_ids, item_vectors, strict=True)
                 ]
-                mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
                 g_items.append((item.data_id, ds.id))
                 g_chunks.extend((c, item.data_id) for c in item.chunk_ids)
                 g_entities.extend(ent_ids.values())
                 g_mentions.extend(mentions)
-                if mentions:
-                    await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
-                rel_rows = [
-                    {
-                        "id": new_id(),
-                        "data_id": item.data_id,
-                        "source_id": ent_ids[s],
-                        "target_id": ent_ids[t],
-                        "relation": r,
-                    }
-                    for s, r, t in dict.fromkeys(item.triples)
-                ]
-                if rel_rows:
-                    await conn.execute(relations.insert(), rel_rows)
                 g_relations.extend((r["id"], item.data_id, r["source_id"], r["target_id"]) for r in rel_rows)
                 results.append(
                     AddResult(
@@ -271,9 +256,8 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                 )
         # Files after the rows: a crash between the two leaves an `ingesting` row whose rollback removes the
         # file (a missing one counts as done); file-first would leave an orphan no row points at.
-        for item in batch:
-            if item.content.owned and item.data_id in dedup:
-                await engine.run(engine.files.put, item.content.raw)
+        for raw in to_store.values():
+            await engine.run(engine.files.put, raw)
         crash_point("mid_add")
         await engine.run(engine.vectors.add, vector_rows)
         graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)
@@ -287,8 +271,9 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
     return results
 
 
-async def _store_rows(engine: Engine, conn, ds, item: Prepared) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name."""
+async def _store_rows(engine: Engine, conn, ds, item: Prepared):  # type: ignore[no-untyped-def]
+    """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name, its
+    chunk → entity mentions and its relation rows."""
     ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in item.found}
     existing: set[str] = set()
     if ent_ids:
@@ -332,7 +317,16 @@ async def _store_rows(engine: Engine, conn, ds, item: Prepared) -> dict[str, str
         await conn.execute(
             data_entities.insert(), [{"data_id": item.data_id, "entity_id": e} for e in ent_ids.values()]
         )
-    return ent_ids
+    mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
+    if mentions:
+        await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
+    rel_rows = [
+        {"id": new_id(), "data_id": item.data_id, "source_id": ent_ids[s], "target_id": ent_ids[t], "relation": r}
+        for s, r, t in dict.fromkeys(item.triples)
+    ]
+    if rel_rows:
+        await conn.execute(relations.insert(), rel_rows)
+    return ent_ids, mentions, rel_rows
 
 
 def _mentions(

@@ -18,9 +18,10 @@ MAX_KEPT_NAMES = 20
 __all__ = ["MAX_KEPT_NAMES", "Plan", "Wipe", "plan_scope"]
 
 
-def _live_other(scope_ids) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
-    """Rows that keep shared things alive: not in this scope and not being deleted by another journal."""
-    return and_(data.c.id.not_in(scope_ids), data.c.status != "deleting")
+def _live_other(scope_ids, item=data) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    """Items that keep shared things alive: not in this scope and not being deleted by another journal
+    (`item` is the `data` table or an alias of it)."""
+    return and_(item.c.id.not_in(scope_ids), item.c.status != "deleting")
 
 
 async def plan_scope(
@@ -77,8 +78,7 @@ async def plan_scope(
             .join(other_item, other_item.c.id == other.c.data_id)
             .where(
                 other.c.entity_id == ents_q.c.eid,
-                other_item.c.id.not_in(scope_ids),
-                other_item.c.status != "deleting",
+                _live_other(scope_ids, other_item),
                 *extra,
             )
             .exists()

@@ -12,6 +12,7 @@ statement segfaults), so after any transaction error the connection is thrown aw
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,14 @@ SCHEMA = (
     "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Chunk TO Entity)",
     "CREATE REL TABLE IF NOT EXISTS RELATES(FROM Entity TO Entity, id STRING, data_id STRING)",
 )
+
+# Up to this many keys, one statement per key; beyond, one `UNWIND`. Measured on the 100k-item store:
+# `UNWIND $rows AS r MATCH (c:Chunk {id: r.id})` plans a hash join over a scan of the whole node table
+# (11–18 ms for one key, growing with the store), while `MATCH (c:Chunk {id: $id})` uses the primary-key
+# index (0.8–1.5 ms); for thousands of keys one scan beats thousands of statements. ENGINES.md measured
+# `WHERE id IN $ids` slower still (475–616 ms for 1k keys).
+PER_KEY_MAX = 8
+_ROW_FIELD = re.compile(r"\br\.(\w+)")
 
 BACKENDS = {"kuzu": ("kuzu", "graph.kuzu"), "ladybug": ("ladybug", "graph.lbug")}
 
@@ -138,7 +147,6 @@ class EmbeddedGraphStore:
 
     def _run(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Run parameterised statements in one write transaction."""
-        statements = [(q, p) for q, p in statements if any(p.values())]
         if not statements:
             return
         with self._lock:
@@ -167,49 +175,35 @@ class EmbeddedGraphStore:
     # -- writes (MERGE and MATCH-by-key: every step can be re-run) --------------------------------------
     def add(self, change: GraphAdd) -> None:
         self._run(
-            [
-                ("UNWIND $ids AS i MERGE (:Entity {id: i})", {"ids": list(dict.fromkeys(change.entities))}),
-                (
-                    "UNWIND $rows AS r MERGE (d:Item {id: r.id}) SET d.dataset_id = r.ds",
-                    {"rows": [{"id": d, "ds": ds} for d, ds in change.items]},
-                ),
-                (
-                    "UNWIND $rows AS r MERGE (c:Chunk {id: r.id}) SET c.data_id = r.d",
-                    {"rows": [{"id": c, "d": d} for c, d in change.chunks]},
-                ),
-                (
-                    "UNWIND $rows AS r MATCH (d:Item {id: r.d}), (c:Chunk {id: r.c}) MERGE (d)-[:HAS_CHUNK]->(c)",
-                    {"rows": [{"c": c, "d": d} for c, d in change.chunks]},
-                ),
-                (
-                    "UNWIND $rows AS r MATCH (c:Chunk {id: r.c}), (e:Entity {id: r.e}) MERGE (c)-[:MENTIONS]->(e)",
-                    {"rows": [{"c": c, "e": e} for c, e in change.mentions]},
-                ),
-                (
-                    "UNWIND $rows AS r MATCH (a:Entity {id: r.s}), (b:Entity {id: r.t}) "
-                    "MERGE (a)-[:RELATES {id: r.id, data_id: r.d}]->(b)",
-                    {"rows": [{"id": i, "d": d, "s": s, "t": t} for i, d, s, t in change.relations]},
-                ),
-            ]
+            _keyed("MERGE (:Entity {id: r.id})", [{"id": e} for e in dict.fromkeys(change.entities)])
+            + _keyed(
+                "MERGE (d:Item {id: r.id}) SET d.dataset_id = r.ds", [{"id": d, "ds": ds} for d, ds in change.items]
+            )
+            + _keyed("MERGE (c:Chunk {id: r.id}) SET c.data_id = r.d", [{"id": c, "d": d} for c, d in change.chunks])
+            + _keyed(
+                "MATCH (d:Item {id: r.d}), (c:Chunk {id: r.c}) MERGE (d)-[:HAS_CHUNK]->(c)",
+                [{"c": c, "d": d} for c, d in change.chunks],
+            )
+            + _keyed(
+                "MATCH (c:Chunk {id: r.c}), (e:Entity {id: r.e}) MERGE (c)-[:MENTIONS]->(e)",
+                [{"c": c, "e": e} for c, e in change.mentions],
+            )
+            + _keyed(
+                "MATCH (a:Entity {id: r.s}), (b:Entity {id: r.t}) MERGE (a)-[:RELATES {id: r.id, data_id: r.d}]->(b)",
+                [{"id": i, "d": d, "s": s, "t": t} for i, d, s, t in change.relations],
+            )
         )
 
     def delete(self, change: GraphDelete) -> None:
-        # Keys are passed as parameters and matched on primary keys: ENGINES.md measured one
-        # `UNWIND $ids … DETACH DELETE` at 40–48 ms for 1k nodes vs 475–616 ms for `WHERE id IN $ids`.
+        # Dependency order: relation edges, chunks, items, entities (DETACH takes the provenance edges).
         self._run(
-            [
-                (
-                    "UNWIND $rows AS r MATCH (a:Entity {id: r.s})-[x:RELATES]->(b:Entity {id: r.t}) "
-                    "WHERE x.id = r.id DELETE x",
-                    {"rows": [{"id": i, "s": s, "t": t} for i, s, t in change.relations]},
-                ),
-                ("UNWIND $ids AS i MATCH (c:Chunk {id: i}) DETACH DELETE c", {"ids": list(change.chunk_ids)}),
-                ("UNWIND $ids AS i MATCH (d:Item {id: i}) DETACH DELETE d", {"ids": list(change.data_ids)}),
-                (
-                    "UNWIND $ids AS i MATCH (e:Entity {id: i}) DETACH DELETE e",
-                    {"ids": list(change.entity_ids)},
-                ),
-            ]
+            _keyed(
+                "MATCH (a:Entity {id: r.s})-[x:RELATES]->(b:Entity {id: r.t}) WHERE x.id = r.id DELETE x",
+                [{"id": i, "s": s, "t": t} for i, s, t in change.relations],
+            )
+            + _keyed("MATCH (c:Chunk {id: r.id}) DETACH DELETE c", [{"id": i} for i in change.chunk_ids])
+            + _keyed("MATCH (d:Item {id: r.id}) DETACH DELETE d", [{"id": i} for i in change.data_ids])
+            + _keyed("MATCH (e:Entity {id: r.id}) DETACH DELETE e", [{"id": i} for i in change.entity_ids])
         )
 
     def wipe(self) -> None:
@@ -243,3 +237,14 @@ class EmbeddedGraphStore:
             relates=[r[0] for r in self._rows("MATCH (:Entity)-[x:RELATES]->(:Entity) RETURN x.id")],
             relates_counted=int(self._rows("MATCH (:Entity)-[x:RELATES]->(:Entity) RETURN count(x)")[0][0]),
         )
+
+
+def _keyed(body: str, rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Statements applying `body` (written against a row `r`) to every row, with the keys passed as
+    parameters, never spliced into the text: one statement per row for a few rows, else one `UNWIND`."""
+    if not rows:
+        return []
+    if len(rows) <= PER_KEY_MAX:
+        single = _ROW_FIELD.sub(r"$\1", body)
+        return [(single, row) for row in rows]
+    return [("UNWIND $rows AS r " + body, {"rows": rows})]

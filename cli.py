@@ -99,11 +99,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from memsweep.errors import InvalidInput, MemsweepError, NotFound
+
     args = _parser().parse_args(argv)
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(settings, args)
-    from memsweep.errors import InvalidInput, MemsweepError, NotFound
 
     if getattr(args, "file", None):
         args.file = os.path.abspath(args.file)  # relative to where the person ran the command

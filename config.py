@@ -21,6 +21,22 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_number(name: str, default: float, kind: type = float) -> float:
+    """A positive number from the environment; a bad value is an InvalidInput naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        from memsweep.errors import InvalidInput
+
+        raise InvalidInput(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {raw!r}.")
+    return value
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one call may carry; every breach is an `InvalidInput` with the limit in its text."""
@@ -43,9 +59,12 @@ class Settings:
     metadata_url: str | None = field(default_factory=lambda: os.environ.get("MEMSWEEP_METADATA_URL") or None)
     allow_prune: bool = field(default_factory=lambda: _env_flag("MEMSWEEP_ALLOW_PRUNE"))
     embedder: str = field(default_factory=lambda: os.environ.get("MEMSWEEP_EMBEDDER", "hashing"))
+    # Kuzu/ladybug buffer pool. Their default is 80% of RAM, and the bookkeeping for a pool that size alone
+    # cost ~37 MB of resident memory at open on a 24 GiB machine (67 MB vs 30 MB with a 1 GiB pool).
+    graph_buffer_mb: int = field(default_factory=lambda: int(_env_number("MEMSWEEP_GRAPH_BUFFER_MB", 1024, int)))
     token_ttl_seconds: int = 300
     # How long a writer waits for another memsweep process that holds the data directory.
-    lock_timeout_seconds: float = field(default_factory=lambda: float(os.environ.get("MEMSWEEP_LOCK_TIMEOUT", "10")))
+    lock_timeout_seconds: float = field(default_factory=lambda: _env_number("MEMSWEEP_LOCK_TIMEOUT", 10.0))
     limits: Limits = field(default_factory=Limits)
 
     def with_(self, **changes: object) -> Settings:

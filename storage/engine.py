@@ -73,7 +73,7 @@ class Engine:
             settings,
             meta,
             LocalFileStore(data_dir / "files"),
-            EmbeddedGraphStore(data_dir / "graph", settings.graph_backend),
+            EmbeddedGraphStore(data_dir / "graph", settings.graph_backend, settings.graph_buffer_mb),
             SqliteEmbeddingCache(data_dir / "cache.db"),
             embedder,
             DirLock(data_dir / ".memsweep.lock"),

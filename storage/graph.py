@@ -82,7 +82,7 @@ class GraphStore(Protocol):
 class EmbeddedGraphStore:
     """Kuzu or ladybug (same API, incompatible files, and they cannot share one process)."""
 
-    def __init__(self, root: Path, backend: str = "kuzu") -> None:
+    def __init__(self, root: Path, backend: str = "kuzu", buffer_mb: int = 1024) -> None:
         if backend not in BACKENDS:
             raise StoreUnavailable(
                 f"Unknown graph backend {backend!r}; set MEMSWEEP_GRAPH_BACKEND to 'kuzu' or 'ladybug'."
@@ -100,6 +100,7 @@ class EmbeddedGraphStore:
         self._lock = threading.RLock()
         self._db: Any = None
         self._conn: Any = None
+        self.buffer_mb = buffer_mb
         self.created = False  # true when open() found no graph file (the graph must be rebuilt)
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class EmbeddedGraphStore:
                 return
             self.root.mkdir(parents=True, exist_ok=True)
             self.created = not self.path.exists()
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"buffer_pool_size": self.buffer_mb * 2**20}
             if self.backend == "ladybug":
                 # ENGINES.md: ladybug's WAL replay can fail on a torn tail after a crash; this recovers
                 # every acknowledged write.

@@ -22,7 +22,6 @@ TABLE = "chunks"
 BATCH = 500
 # Small fragments keep the forced rewrite of an erase cheap (ENGINES.md: only touched fragments rewrite).
 TARGET_ROWS_PER_FRAGMENT = 1024
-ERASE_FRAGMENTS_PER_RUN = 16
 
 
 @dataclass(frozen=True)
@@ -193,21 +192,11 @@ class LanceVectorStore:
         # defer_index_remap: the rewrite records a fragment-reuse mapping instead of remapping the three
         # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); the ensure_indexes() that
         # recovery.erase_now runs next folds it in. The erasure test checks no deleted vector byte survives.
-        options: dict[str, object] = {
-            "materialize_deletions_threshold": 0.0,
-            "target_rows_per_fragment": TARGET_ROWS_PER_FRAGMENT,
-            "defer_index_remap": True,
-        }
-        touched = sum(1 for f in ds.get_fragments() if f.metadata.deletion_file is not None)
-        if touched > ERASE_FRAGMENTS_PER_RUN:
-            # A large delete touches most fragments; rewriting them all in one run held them all in memory
-            # (+117 MB for a 10k-item dataset of a 100k store). Runs of a few fragments bound the peak.
-            options["max_source_fragments"] = ERASE_FRAGMENTS_PER_RUN
-        while True:
-            metrics = ds.optimize.compact_files(**options)
-            if "max_source_fragments" not in options or metrics.fragments_removed == 0:
-                break
-            ds = lance.dataset(str(self.uri))
+        ds.optimize.compact_files(
+            materialize_deletions_threshold=0.0,
+            target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT,
+            defer_index_remap=True,
+        )
         ds = lance.dataset(str(self.uri))
         ds.cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
         self._table = None  # reopen at the new version

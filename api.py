@@ -117,8 +117,12 @@ class Memory:
         from memsweep.storage import access
 
         async with self.engine.meta.read() as conn:
-            uid = await access.user_id(conn, self.user, create=False)
-            ds = await access.find_dataset(conn, uid, ref.strip()) if isinstance(ref, str) and ref.strip() else None
+            uid = await conn.run_sync(access.user_id, self.user, create=False)
+            ds = (
+                await conn.run_sync(access.find_dataset, uid, ref.strip())
+                if isinstance(ref, str) and ref.strip()
+                else None
+            )
         return ds.id if ds else None
 
     async def grant(self, user: str, dataset_id: str, permission: str) -> None:
@@ -133,7 +137,7 @@ class Memory:
         from memsweep.storage.ids import parse_uuid
 
         async with self.engine.meta.write() as conn:
-            await access.grant(conn, user, parse_uuid(dataset_id, "dataset_id"), permission, allow=allow)
+            await conn.run_sync(access.grant, user, parse_uuid(dataset_id, "dataset_id"), permission, allow=allow)
 
     # -- the delete path -------------------------------------------------------------------------------
     async def plan(self, target: Target) -> Plan:

@@ -30,7 +30,7 @@ def current_user() -> str | None:
 async def create_token(meta: MetadataStore, user: str) -> str:
     token = PREFIX + secrets.token_urlsafe(32)
     async with meta.write() as conn:
-        await access.user_id(conn, access.check_user_name(user), create=True)
+        await conn.run_sync(access.user_id, access.check_user_name(user), create=True)
         await conn.execute(
             api_tokens.insert().values(token_hash=hash_token(token), user_name=user, created_at=access.now())
         )

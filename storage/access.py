@@ -1,4 +1,8 @@
-"""Users, datasets and permissions, read and written inside the caller's metadata transaction."""
+"""Users, datasets and permissions, read and written inside the caller's metadata transaction.
+
+Plain (sync) functions over a `Connection`: the delete path runs them through `MetadataStore.call` (one
+worker-thread hop for a whole transaction); async code calls them with `await conn.run_sync(fn, ...)`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from datetime import UTC, datetime
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage.ids import is_uuid, new_id
 from memsweep.storage.schema import acl, datasets, users
-from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, or_, select
 
 PERMISSIONS = ("read", "write", "delete", "share")
 
@@ -33,23 +36,23 @@ def check_user_name(name: str) -> str:
     return name.strip()
 
 
-async def user_id(conn: AsyncConnection, name: str, *, create: bool) -> str | None:
-    row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
+def user_id(conn: Connection, name: str, *, create: bool) -> str | None:
+    row = conn.execute(select(users.c.id).where(users.c.name == name)).first()
     if row:
         return row[0]
     if not create:
         return None
     uid = new_id()
-    await conn.execute(users.insert().values(id=uid, name=name, created_at=now()))
+    conn.execute(users.insert().values(id=uid, name=name, created_at=now()))
     return uid
 
 
-async def permissions(conn: AsyncConnection, uid: str | None, ds: DatasetRow) -> set[str]:
+def permissions(conn: Connection, uid: str | None, ds: DatasetRow) -> set[str]:
     if uid is None:
         return set()
     if ds.owner_id == uid:
         return set(PERMISSIONS)
-    rows = await conn.execute(select(acl.c.permission).where(acl.c.dataset_id == ds.id, acl.c.user_id == uid))
+    rows = conn.execute(select(acl.c.permission).where(acl.c.dataset_id == ds.id, acl.c.user_id == uid))
     return {r[0] for r in rows}
 
 
@@ -68,30 +71,30 @@ def readable_condition(uid: str):  # type: ignore[no-untyped-def]
     return or_(datasets.c.owner_id == uid, datasets.c.id.in_(shared))
 
 
-async def find_dataset(conn: AsyncConnection, uid: str | None, ref: str) -> DatasetRow | None:
+def find_dataset(conn: Connection, uid: str | None, ref: str) -> DatasetRow | None:
     """A dataset by id (any the caller can read) or by name (the caller's own)."""
     if uid is None:
         return None
     if is_uuid(ref):
-        row = (await conn.execute(_dataset_select().where(datasets.c.id == ref.lower()))).first()
+        row = conn.execute(_dataset_select().where(datasets.c.id == ref.lower())).first()
     else:
-        row = (await conn.execute(_dataset_select().where(datasets.c.owner_id == uid, datasets.c.name == ref))).first()
+        row = conn.execute(_dataset_select().where(datasets.c.owner_id == uid, datasets.c.name == ref)).first()
     if row is None:
         return None
     ds = DatasetRow(row.id, row.name, row.owner_id, row.owner, row.created_at)
-    if not ({"read"} & await permissions(conn, uid, ds)):
+    if not ({"read"} & permissions(conn, uid, ds)):
         return None  # another user's dataset the caller cannot read: indistinguishable from absent
     return ds
 
 
-async def require_dataset(conn: AsyncConnection, uid: str | None, ref: str, permission: str) -> DatasetRow:
-    ds = await find_dataset(conn, uid, ref)
+def require_dataset(conn: Connection, uid: str | None, ref: str, permission: str) -> DatasetRow:
+    ds = find_dataset(conn, uid, ref)
     if ds is None:
         raise NotFound(
             f"No dataset {ref!r} that you can see. Nothing was changed; call list_datasets for the ids and "
             "names you can use."
         )
-    if permission not in await permissions(conn, uid, ds):
+    if permission not in permissions(conn, uid, ds):
         raise PermissionDenied(
             f"You do not have the '{permission}' permission on dataset {ds.name!r} (owner {ds.owner}). "
             f"Nothing was changed; ask its owner or the operator to run "
@@ -113,11 +116,11 @@ def check_dataset_name(name: str, max_chars: int) -> str:
     return cleaned
 
 
-async def dataset_for_add(conn: AsyncConnection, uid: str, ref: str, max_chars: int) -> tuple[DatasetRow, bool]:
+def dataset_for_add(conn: Connection, uid: str, ref: str, max_chars: int) -> tuple[DatasetRow, bool]:
     """The dataset to add into (needs `write`), created under the caller's ownership when `ref` is a new name."""
-    existing = await find_dataset(conn, uid, ref)
+    existing = find_dataset(conn, uid, ref)
     if existing is not None:
-        if "write" not in await permissions(conn, uid, existing):
+        if "write" not in permissions(conn, uid, existing):
             raise PermissionDenied(
                 f"You do not have the 'write' permission on dataset {existing.name!r}. Nothing was stored."
             )
@@ -127,35 +130,29 @@ async def dataset_for_add(conn: AsyncConnection, uid: str, ref: str, max_chars: 
     name = check_dataset_name(ref, max_chars)
     ds_id = new_id()
     created = now()
-    await conn.execute(datasets.insert().values(id=ds_id, name=name, owner_id=uid, created_at=created))
-    owner = (await conn.execute(select(users.c.name).where(users.c.id == uid))).scalar_one()
+    conn.execute(datasets.insert().values(id=ds_id, name=name, owner_id=uid, created_at=created))
+    owner = conn.execute(select(users.c.name).where(users.c.id == uid)).scalar_one()
     return DatasetRow(ds_id, name, uid, owner, created), True
 
 
-async def deletable_dataset_ids(conn: AsyncConnection, uid: str | None) -> list[str]:
+def deletable_dataset_ids(conn: Connection, uid: str | None) -> list[str]:
     if uid is None:
         return []
     granted = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "delete")
-    rows = await conn.execute(
+    rows = conn.execute(
         select(datasets.c.id).where(or_(datasets.c.owner_id == uid, datasets.c.id.in_(granted))).order_by(datasets.c.id)
     )
     return [r[0] for r in rows]
 
 
-async def count_datasets(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(datasets))).scalar_one())
-
-
-async def grant(conn: AsyncConnection, user: str, dataset_id: str, permission: str, *, allow: bool) -> None:
+def grant(conn: Connection, user: str, dataset_id: str, permission: str, *, allow: bool) -> None:
     """Operator-only (CLI and Python API, never a tool): give or take one permission on one dataset."""
     if permission not in PERMISSIONS:
         raise InvalidInput(f"Unknown permission {permission!r}; use one of {', '.join(PERMISSIONS)}.")
-    uid = await user_id(conn, check_user_name(user), create=True)
-    row = (await conn.execute(_dataset_select().where(datasets.c.id == dataset_id))).first()
+    uid = user_id(conn, check_user_name(user), create=True)
+    row = conn.execute(_dataset_select().where(datasets.c.id == dataset_id)).first()
     if row is None:
         raise NotFound(f"No dataset with id {dataset_id!r}.")
-    await conn.execute(
-        acl.delete().where(acl.c.dataset_id == row.id, acl.c.user_id == uid, acl.c.permission == permission)
-    )
+    conn.execute(acl.delete().where(acl.c.dataset_id == row.id, acl.c.user_id == uid, acl.c.permission == permission))
     if allow:
-        await conn.execute(acl.insert().values(dataset_id=row.id, user_id=uid, permission=permission))
+        conn.execute(acl.insert().values(dataset_id=row.id, user_id=uid, permission=permission))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+import anyio
 from memsweep.errors import InvalidInput, NotFound
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
@@ -33,7 +34,7 @@ from memsweep.storage.schema import (
     relations,
 )
 from memsweep.storage.targets import Plan, PlanChanged, Target
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 __all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
@@ -42,34 +43,34 @@ GRAPH_BATCH = 2000
 SQL_BATCH = 500
 
 
-async def _resolve(engine: Engine, conn, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:  # type: ignore[no-untyped-def]
+def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
     """The target as a scope on `data` plus the datasets it removes; checks existence and `delete`."""
-    uid = await access.user_id(conn, user, create=False)
+    uid = access.user_id(conn, user, create=False)
     if target.kind == "item":
         data_id = parse_uuid(target.data_id, "data_id")
-        row = (await conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id))).first()
+        row = (conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id))).first()
         if target.dataset is not None:
-            ds = await access.require_dataset(conn, uid, target.dataset, "delete")
+            ds = access.require_dataset(conn, uid, target.dataset, "delete")
             if row is None or row.dataset_id != ds.id or row.status != "active":
                 raise NotFound(
                     f"No item {data_id} in dataset {ds.name!r} (it may already have been deleted). "
                     "Nothing was deleted; call list_data to see what the dataset holds."
                 )
         else:
-            if row is None or row.status != "active" or await access.find_dataset(conn, uid, row.dataset_id) is None:
+            if row is None or row.status != "active" or access.find_dataset(conn, uid, row.dataset_id) is None:
                 raise NotFound(
                     f"No item {data_id} that you can see (it may already have been deleted). Nothing was deleted."
                 )
-            await access.require_dataset(conn, uid, row.dataset_id, "delete")
+            access.require_dataset(conn, uid, row.dataset_id, "delete")
         return and_(data.c.id == data_id, data.c.status == "active"), ()
     if target.kind == "dataset":
         if not isinstance(target.dataset, str) or not target.dataset.strip():
             raise InvalidInput("A dataset id or name is required. Nothing was deleted.")
-        ds = await access.require_dataset(conn, uid, target.dataset.strip(), "delete")
+        ds = access.require_dataset(conn, uid, target.dataset.strip(), "delete")
         removed = () if target.memory_only else (ds.id,)
         return and_(data.c.dataset_id == ds.id, data.c.status == "active"), removed
     if target.kind == "all":
-        ids = await access.deletable_dataset_ids(conn, uid)
+        ids = access.deletable_dataset_ids(conn, uid)
         removed = () if target.memory_only else tuple(ids)
         return and_(data.c.dataset_id.in_(ids), data.c.status == "active"), removed
     raise InvalidInput(f"unknown delete target {target.kind!r}")
@@ -81,9 +82,10 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
         from memsweep.storage.prune import plan_prune
 
         return await plan_prune(engine, target.wipe)
-    async with engine.meta.read() as conn:
-        scope, removed = await _resolve(engine, conn, user, target)
-        return await plan_scope(
+
+    def read(conn: Connection) -> Plan:
+        scope, removed = _resolve(conn, user, target)
+        return plan_scope(
             conn,
             op=target.op,
             scope=scope,
@@ -92,6 +94,8 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )
+
+    return await engine.meta.call(read)
 
 
 async def execute(
@@ -123,8 +127,9 @@ async def _journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
         "memory_only": plan.memory_only,
         "wipe": plan.wipe.__dict__,
     }
-    async with engine.meta.write() as conn:
-        await conn.execute(
+
+    def write(conn: Connection) -> None:
+        conn.execute(
             journal.insert().values(
                 id=journal_id,
                 op=plan.op,
@@ -140,16 +145,18 @@ async def _journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
             values: dict[str, object] = {"journal_id": journal_id}
             if not plan.memory_only:
                 values["status"] = "deleting"  # from here on every read filters these items out
-            await conn.execute(update(data).where(data.c.id.in_(part)).values(**values))
+            conn.execute(update(data).where(data.c.id.in_(part)).values(**values))
         w = plan.wipe
         if not w.metadata:
             # Partial prunes: the items stay but lose a layer, so they are marked for `rebuild`.
             if w.graph:
-                await conn.execute(update(data).values(graph_ok=False))
+                conn.execute(update(data).values(graph_ok=False))
             if w.vector:
-                await conn.execute(update(data).values(vectors_ok=False))
+                conn.execute(update(data).values(vectors_ok=False))
             if w.files:
-                await conn.execute(update(data).where(data.c.file_state == "stored").values(file_state="pruned"))
+                conn.execute(update(data).where(data.c.file_state == "stored").values(file_state="pruned"))
+
+    await engine.meta.call(write, write=True)
     crash_point("after_journal")
     return journal_id
 
@@ -182,32 +189,39 @@ async def apply(
     crash_point("after_vectors")
     await tick(2, "vectors deleted")
 
-    if w.graph or w.metadata:
-        await engine.run(engine.graph.wipe)
-    else:
-        for i, change in enumerate(_graph_batches(plan)):
-            await engine.run(engine.graph.delete, change)
-            if i == 0:
-                crash_point("mid_graph")
-    crash_point("after_graph")
-    await tick(3, "graph nodes and edges deleted")
+    async with anyio.create_task_group() as tg:
+        if erase:
+            # The vector rewrite is the slowest part of an erase and needs nothing below, so it runs in
+            # its own worker thread while the graph, files and metadata are done (-8 ms per delete_data at
+            # 10k items). A crash meanwhile leaves the journal open (or erase_pending set with the purge),
+            # and the next start deletes and rewrites again: both steps are idempotent.
+            tg.start_soon(engine.run, engine.vectors.erase)
+        if w.graph or w.metadata:
+            await engine.run(engine.graph.wipe)
+        else:
+            for i, change in enumerate(_graph_batches(plan)):
+                await engine.run(engine.graph.delete, change)
+                if i == 0:
+                    crash_point("mid_graph")
+        crash_point("after_graph")
+        await tick(3, "graph nodes and edges deleted")
 
-    await _remove_files(engine, journal_id, plan)
-    crash_point("after_files")
-    if w.cache or w.metadata:
-        await engine.run(engine.cache.clear)
-    elif plan.cache_keys:
-        await engine.run(engine.cache.delete_many, plan.cache_keys)
-    await tick(4, "files and cache entries removed")
+        await _remove_files(engine, journal_id, plan)
+        crash_point("after_files")
+        if w.cache or w.metadata:
+            await engine.run(engine.cache.clear)
+        elif plan.cache_keys:
+            await engine.run(engine.cache.delete_many, plan.cache_keys)
+        await tick(4, "files and cache entries removed")
 
-    await _purge(engine, journal_id, plan, user, erase)
-    crash_point("after_purge")
-    await tick(5, "metadata purged; audit recorded")
+        await _purge(engine, journal_id, plan, user, erase)
+        crash_point("after_purge")
+        await tick(5, "metadata purged; audit recorded")
 
     if erase:
         from memsweep.storage.recovery import erase_now
 
-        await erase_now(engine)
+        await erase_now(engine, vectors_rewritten=True)
     else:
         engine.schedule_erase()
     await tick(6, "erased" if erase else "erase deferred to the background sweep")
@@ -255,38 +269,37 @@ async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
 async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: bool) -> None:
     """One transaction: metadata rows go, the journal record closes, the audit log gains an entry."""
     in_journal = select(data.c.id).where(data.c.journal_id == journal_id).scalar_subquery()
-    async with engine.meta.write() as conn:
+
+    def write(conn: Connection) -> None:
         if plan.wipe.metadata:
             for table in (chunk_entities, chunks, data_entities, relations, data, entities, acl, datasets):
-                await conn.execute(delete(table))
+                conn.execute(delete(table))
         elif plan.memory_only:
-            await conn.execute(
+            conn.execute(
                 update(data)
                 .where(data.c.journal_id == journal_id)
                 .values(graph_ok=False, vectors_ok=False, journal_id=None)
             )
         elif plan.data_ids or plan.dataset_ids:
             chunk_ids = select(chunks.c.id).where(chunks.c.data_id.in_(in_journal))
-            await conn.execute(delete(chunk_entities).where(chunk_entities.c.chunk_id.in_(chunk_ids)))
-            await conn.execute(delete(chunks).where(chunks.c.data_id.in_(in_journal)))
-            await conn.execute(delete(data_entities).where(data_entities.c.data_id.in_(in_journal)))
-            await conn.execute(delete(relations).where(relations.c.data_id.in_(in_journal)))
-            await conn.execute(delete(data).where(data.c.journal_id == journal_id))
+            conn.execute(delete(chunk_entities).where(chunk_entities.c.chunk_id.in_(chunk_ids)))
+            conn.execute(delete(chunks).where(chunks.c.data_id.in_(in_journal)))
+            conn.execute(delete(data_entities).where(data_entities.c.data_id.in_(in_journal)))
+            conn.execute(delete(relations).where(relations.c.data_id.in_(in_journal)))
+            conn.execute(delete(data).where(data.c.journal_id == journal_id))
             # NOT EXISTS (an index probe per entity), not NOT IN (a scan of every reference in the store)
             still_used = select(data_entities.c.entity_id).where(data_entities.c.entity_id == entities.c.id).exists()
             for part in _batches(plan.meta_entity_ids, SQL_BATCH):
-                await conn.execute(delete(entities).where(entities.c.id.in_(part), ~still_used))
+                conn.execute(delete(entities).where(entities.c.id.in_(part), ~still_used))
             for part in _batches(plan.dataset_ids, SQL_BATCH):
                 empty = ~select(data.c.id).where(data.c.dataset_id == datasets.c.id).exists()
-                await conn.execute(delete(acl).where(acl.c.dataset_id.in_(part)))
-                await conn.execute(delete(datasets).where(datasets.c.id.in_(part), empty))
-        await conn.execute(
-            update(journal).where(journal.c.id == journal_id).values(status="done", finished_at=access.now())
-        )
+                conn.execute(delete(acl).where(acl.c.dataset_id.in_(part)))
+                conn.execute(delete(datasets).where(datasets.c.id.in_(part), empty))
+        conn.execute(update(journal).where(journal.c.id == journal_id).values(status="done", finished_at=access.now()))
         # Recorded with the purge, so a crash before the erase finishes is finished at the next start.
-        await set_state(conn, "erase_pending", "1")
+        set_state(conn, "erase_pending", "1")
         counts = plan.counts().model_dump()
-        await conn.execute(
+        conn.execute(
             audit.insert().values(
                 at=access.now(),
                 user_name=user,
@@ -296,6 +309,8 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: 
                 data_ids=json.dumps(list(plan.data_ids)),
             )
         )
+
+    await engine.meta.call(write, write=True)
 
 
 def journal_scope(journal_id: str) -> ColumnElement[bool]:

@@ -226,12 +226,12 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
             to_store[item.content_hash] = item.content.raw
             dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
         async with engine.meta.write() as conn:
-            uid = await access.user_id(conn, user, create=True)
+            uid = await conn.run_sync(access.user_id, user, create=True)
             assert uid is not None
             offset = 0
             for item in batch:
-                ds, _created = await access.dataset_for_add(
-                    conn, uid, item.dataset, engine.settings.limits.max_name_chars
+                ds, _created = await conn.run_sync(
+                    access.dataset_for_add, uid, item.dataset, engine.settings.limits.max_name_chars
                 )
                 ent_ids, mentions, rel_rows = await _store_rows(engine, conn, ds, item)
                 item_vectors = vectors[offset : offset + len(item.pieces)]

@@ -21,7 +21,7 @@ async def rebuild(engine: Engine) -> RebuildReport:
 
 async def rebuild_if_pending(engine: Engine) -> None:
     async with engine.meta.read() as conn:
-        pending = await get_state(conn, "rebuild_pending")
+        pending = await conn.run_sync(get_state, "rebuild_pending")
     if pending:
         await rebuild_locked(engine)
 
@@ -30,7 +30,7 @@ async def mark_for_rebuild(engine: Engine, *, graph: bool = False, vectors: bool
     """Mark every item as lacking its graph nodes and/or vectors, with `rebuild_pending` in the same
     transaction: do this before wiping a derived store, so a crash in between still rebuilds at start."""
     async with engine.meta.write() as conn:
-        await set_state(conn, "rebuild_pending", "1")
+        await conn.run_sync(set_state, "rebuild_pending", "1")
         if vectors:
             await conn.execute(update(data).values(vectors_ok=False))
         if graph:
@@ -54,7 +54,7 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
     from memsweep.storage.ingest import _embed
 
     async with engine.meta.write() as conn:
-        await set_state(conn, "rebuild_pending", "1")
+        await conn.run_sync(set_state, "rebuild_pending", "1")
 
     async with engine.meta.read() as conn:
         rows = (
@@ -115,7 +115,7 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
         n_items += len(part)
         n_chunks += len(crows)
     async with engine.meta.write() as conn:
-        await set_state(conn, "rebuild_pending", None)
+        await conn.run_sync(set_state, "rebuild_pending", None)
     return RebuildReport(
         items=n_items,
         chunks=n_chunks,

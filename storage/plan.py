@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
 from memsweep.storage.targets import Plan, Wipe
-from sqlalchemy import ColumnElement, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 MAX_KEPT_NAMES = 20
 __all__ = ["MAX_KEPT_NAMES", "Plan", "Wipe", "plan_scope"]
@@ -24,8 +23,8 @@ def _live_other(scope_ids, item=data) -> ColumnElement[bool]:  # type: ignore[no
     return and_(item.c.id.not_in(scope_ids), item.c.status != "deleting")
 
 
-async def plan_scope(
-    conn: AsyncConnection,
+def plan_scope(
+    conn: Connection,
     *,
     op: str,
     scope: ColumnElement[bool],
@@ -36,7 +35,7 @@ async def plan_scope(
 ) -> Plan:
     scope_ids = select(data.c.id).where(scope).scalar_subquery()
     items = (
-        await conn.execute(
+        conn.execute(
             select(
                 data.c.id,
                 data.c.content_hash,
@@ -54,9 +53,7 @@ async def plan_scope(
     vector_items = {r.id for r in items if r.vectors_ok}
 
     chunk_rows = (
-        await conn.execute(
-            select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids))
-        )
+        conn.execute(select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids)))
     ).all()
     chunk_ids = tuple(sorted(r.id for r in chunk_rows))
     graph_item_set = set(graph_items)
@@ -84,7 +81,7 @@ async def plan_scope(
             .exists()
         )
 
-    rows = (await conn.execute(select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok)))).all()
+    rows = (conn.execute(select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok)))).all()
     entity_set = {r[0] for r in rows}
     held_any = {r[0] for r in rows if r[1]}
     held_in_graph = {r[0] for r in rows if r[2]}
@@ -101,7 +98,7 @@ async def plan_scope(
         kept_names = tuple(
             r[0]
             for r in (
-                await conn.execute(
+                conn.execute(
                     select(entities.c.name).where(entities.c.id.in_(kept[:MAX_KEPT_NAMES])).order_by(entities.c.name)
                 )
             ).all()
@@ -109,7 +106,7 @@ async def plan_scope(
 
     graph_scope = select(data.c.id).where(scope, data.c.graph_ok).scalar_subquery()
     rel_rows = (
-        await conn.execute(
+        conn.execute(
             select(relations.c.id, relations.c.source_id, relations.c.target_id).where(
                 relations.c.data_id.in_(graph_scope)
             )
@@ -117,7 +114,7 @@ async def plan_scope(
     ).all()
     graph_relations = tuple(sorted((r.id, r.source_id, r.target_id) for r in rel_rows))
     mentions = (
-        await conn.execute(
+        conn.execute(
             select(func.count())
             .select_from(chunk_entities)
             .where(chunk_entities.c.chunk_id.in_(select(chunks.c.id).where(chunks.c.data_id.in_(graph_scope))))
@@ -135,7 +132,7 @@ async def plan_scope(
             shared = {
                 r[0]
                 for r in (
-                    await conn.execute(
+                    conn.execute(
                         select(data.c.content_hash)
                         .where(
                             data.c.content_hash.in_(
@@ -156,7 +153,7 @@ async def plan_scope(
         live_hashes = {
             r[0]
             for r in (
-                await conn.execute(
+                conn.execute(
                     select(chunks.c.text_hash)
                     .join(data, data.c.id == chunks.c.data_id)
                     .where(

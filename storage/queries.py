@@ -20,7 +20,7 @@ _WORD = re.compile(r"\w+")
 
 async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
     async with engine.meta.read() as conn:
-        uid = await access.user_id(conn, user, create=False)
+        uid = await conn.run_sync(access.user_id, user, create=False)
         if uid is None:
             return []
         live = (
@@ -45,7 +45,7 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
                 .order_by(datasets.c.created_at, datasets.c.id)
             )
         ).all()
-        deletable = set(await access.deletable_dataset_ids(conn, uid))
+        deletable = set(await conn.run_sync(access.deletable_dataset_ids, uid))
     return [
         DatasetInfo(
             id=r.id,
@@ -82,8 +82,8 @@ async def list_data_page(
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise InvalidInput("`dataset_id` is required.")
     async with engine.meta.read() as conn:
-        uid = await access.user_id(conn, user, create=False)
-        ds = await access.require_dataset(conn, uid, dataset_id.strip(), "read")
+        uid = await conn.run_sync(access.user_id, user, create=False)
+        ds = await conn.run_sync(access.require_dataset, uid, dataset_id.strip(), "read")
         n_chunks = select(func.count()).where(chunks.c.data_id == data.c.id).scalar_subquery()
         n_entities = select(func.count()).where(data_entities.c.data_id == data.c.id).scalar_subquery()
         stmt = (
@@ -135,11 +135,11 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
     if not isinstance(limit, int) or not 1 <= limit <= limits.max_search_limit:
         raise InvalidInput(f"`limit` must be between 1 and {limits.max_search_limit}.")
     async with engine.meta.read() as conn:
-        uid = await access.user_id(conn, user, create=False)
+        uid = await conn.run_sync(access.user_id, user, create=False)
         if uid is None:
             return []
         if dataset is not None:
-            ds_ids = [(await access.require_dataset(conn, uid, dataset, "read")).id]
+            ds_ids = [(await conn.run_sync(access.require_dataset, uid, dataset, "read")).id]
         else:
             ds_ids = [r[0] for r in (await conn.execute(select(datasets.c.id).where(access.readable_condition(uid))))]
         owners = [

@@ -34,14 +34,15 @@ async def recover(engine: Engine) -> None:
 
 async def _rollback_adds(engine: Engine) -> None:
     """An item still `ingesting` at start-up was never acknowledged: undo it through the delete path."""
-    async with engine.meta.read() as conn:
-        plan = await plan_scope(
+    plan = await engine.meta.call(
+        lambda conn: plan_scope(
             conn,
             op="rollback_add",
             scope=data.c.status == "ingesting",
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )
+    )
     if plan.empty:
         return
     log.warning("rolling back %d unfinished add(s)", len(plan.data_ids))
@@ -63,8 +64,8 @@ async def resume(engine: Engine) -> int:
         record = json.loads(row.plan)
         log.warning("resuming deletion %s (%s) left unfinished by a previous run", row.id, row.op)
         wipe = Wipe(**record.get("wipe", {}))
-        async with engine.meta.read() as conn:
-            plan = await plan_scope(
+        plan = await engine.meta.call(
+            lambda conn, row=row, record=record: plan_scope(
                 conn,
                 op=row.op,
                 scope=deleter.journal_scope(row.id),
@@ -73,6 +74,7 @@ async def resume(engine: Engine) -> int:
                 file_size=engine.file_size,
                 cache_prefix=engine.cache_prefix,
             )
+        )
         if wipe.any:
             from dataclasses import replace
 
@@ -93,19 +95,20 @@ async def _mark_lost_graph(engine: Engine) -> None:
     await mark_for_rebuild(engine, graph=True)
 
 
-async def erase_now(engine: Engine) -> None:
+async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> None:
     """Rewrite what holds deleted bytes and drop old versions (ENGINES.md): LanceDB forced compaction and
-    cleanup, SQLite WAL checkpoint; the graph holds no content and the cache zeroes on delete."""
-    await engine.run(engine.vectors.erase)
+    cleanup (unless the caller just did it), SQLite WAL checkpoint; the graph holds no content and the
+    cache zeroes on delete. `erase_pending` is cleared last, after the checkpoint, so a crash anywhere
+    before leaves it set and the next start erases again."""
+    if not vectors_rewritten:
+        await engine.run(engine.vectors.erase)
     crash_point("mid_erase")
     await engine.run(engine.vectors.ensure_indexes)
-    async with engine.meta.write() as conn:
-        await set_state(conn, "erase_pending", None)
     await engine.meta.checkpoint()
+    await engine.meta.call(set_state, "erase_pending", None, write=True)
 
 
 async def erase_if_pending(engine: Engine) -> None:
-    async with engine.meta.read() as conn:
-        pending = await get_state(conn, "erase_pending")
+    pending = await engine.meta.call(get_state, "erase_pending")
     if pending:
         await erase_now(engine)

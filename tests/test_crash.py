@@ -82,7 +82,7 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
 
     async with Memory(settings) as mem:  # opening resumes the journal and finishes an interrupted erase
         async with mem.engine.meta.read() as conn:
-            assert await get_state(conn, "erase_pending") is None
+            assert await conn.run_sync(get_state, "erase_pending") is None
         doctor = await mem.doctor()
         assert doctor.consistent, doctor.findings
         names = {d.name for d in await mem.datasets.list_datasets()}

@@ -14,7 +14,7 @@ async def _ny_id(mem: Memory, name: str = "New York") -> str:
     from memsweep.storage import access
 
     async with mem.engine.meta.read() as conn:
-        uid = await access.user_id(conn, mem.user, create=False)
+        uid = await conn.run_sync(access.user_id, mem.user, create=False)
     return entity_id(uid, normalise_name(name))
 
 

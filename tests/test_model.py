@@ -137,7 +137,7 @@ async def _owner(mem: Memory) -> str:
     from memsweep.storage import access
 
     async with mem.engine.meta.write() as conn:
-        uid = await access.user_id(conn, mem.user, create=True)
+        uid = await conn.run_sync(access.user_id, mem.user, create=True)
     assert uid is not None
     return uid
 

@@ -108,7 +108,8 @@ def report(out: dict) -> None:
         dd = res.get("delete_data", {}).get("p50_ms")
         keep = res.get("delete_data_keep_bytes", {}).get("p50_ms")
         print(f"  n={n}: delete_data/floor {ratio(dd, floor.get('delete_data_p50_ms'))} (erase=false: "
-              f"{ratio(keep, floor.get('delete_data_p50_ms'))}); dry/real {ratio(res.get('delete_data_dry', {}).get('p50_ms'), dd)}; "
+              f"{ratio(keep, floor.get('delete_data_p50_ms'))}; erase=true / erasing floor: "
+              f"{ratio(dd, floor.get('delete_data_erase_p50_ms'))}); dry/real {ratio(res.get('delete_data_dry', {}).get('p50_ms'), dd)}; "
               f"empty_dataset/floor {ratio(res.get('empty_dataset', {}).get('p50_ms'), floor.get('empty_dataset_ms'))}")  # fmt: skip
         cg = out["cognee"].get(n)
         if cg:
@@ -147,6 +148,7 @@ def plot(out: dict, path: Path) -> None:
     ):
         ax.plot(ns, [out["memsweep"][n].get(key, {}).get("p50_ms") for n in ns], marker="o", label=label)
     ax.plot(ns, [out["floor"][n]["delete_data_p50_ms"] for n in ns], marker="s", label="floor (raw engines)")
+    ax.plot(ns, [out["floor"][n].get("delete_data_erase_p50_ms") for n in ns], marker="s", label="floor + erasure")
     cns = sorted(out["cognee"], key=int)
     if cns:
         ax.plot(cns, [out["cognee"][n]["delete_data"]["p50_ms"] for n in cns], marker="^", label="Cognee 1.6.5")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memsweep.errors import InvalidInput
 from memsweep.storage.cache import SqliteEmbeddingCache
 from memsweep.storage.files import LocalFileStore, sha256_bytes
-from memsweep.storage.graph import EmbeddedGraphStore, GraphAdd, GraphDelete
+from memsweep.storage.graph import PER_KEY_MAX, EmbeddedGraphStore, GraphAdd, GraphDelete
+from memsweep.storage.metadata import MetadataStore, get_state, set_state, sqlite_url
 from memsweep.storage.vectors import LanceVectorStore, VectorRow
 
 BACKEND = os.environ.get("MEMSWEEP_GRAPH_BACKEND", "kuzu")
@@ -55,6 +57,56 @@ def test_graph_contract(tmp_path: Path) -> None:
     g.wipe()
     assert g.snapshot().entities == set()
     g.close()
+
+
+def test_graph_bulk_changes_match_small_ones(tmp_path: Path) -> None:
+    """Above PER_KEY_MAX keys a change is one UNWIND statement instead of one statement per key: both
+    forms must add and delete exactly the same nodes and edges."""
+    g = EmbeddedGraphStore(tmp_path / "graph", BACKEND)
+    n = PER_KEY_MAX * 3
+    items = [(f"d{i}", "ds") for i in range(n)]
+    chunks = [(f"c{i}", f"d{i}") for i in range(n)]
+    ents = [f"e{i}" for i in range(n)]
+    mentions = [(f"c{i}", f"e{i}") for i in range(n)] + [(f"c{i}", "e0") for i in range(1, n)]
+    rels = [(f"r{i}", f"d{i}", f"e{i}", f"e{(i + 1) % n}") for i in range(n)]
+    g.add(GraphAdd(items, chunks, ents, mentions, rels))
+    snap = g.snapshot()
+    assert len(snap.items) == len(snap.chunks) == len(snap.entities) == n
+    assert len(snap.mentions) == 2 * n - 1 and sorted(snap.relates) == sorted(r[0] for r in rels)
+    # delete the first half in bulk (UNWIND) and one more item by key; the rest must be untouched
+    half = n // 2
+    g.delete(GraphDelete(
+        data_ids=[d for d, _ in items[:half]], chunk_ids=[c for c, _ in chunks[:half]],
+        entity_ids=ents[1:half], relations=[(r, s, t) for r, _, s, t in rels[:half]],
+    ))  # fmt: skip
+    r_id, _, source, target = rels[half]
+    g.delete(GraphDelete(data_ids=[items[half][0]], chunk_ids=[chunks[half][0]], relations=[(r_id, source, target)]))
+    snap = g.snapshot()
+    assert snap.items == {d for d, _ in items[half + 1 :]} and snap.chunks == {c for c, _ in chunks[half + 1 :]}
+    assert snap.entities == {"e0", *ents[half:]}
+    assert sorted(snap.relates) == sorted(r[0] for r in rels[half + 1 :])
+    assert snap.mentions == {(f"c{i}", f"e{i}") for i in range(half + 1, n)} | {
+        (f"c{i}", "e0") for i in range(half + 1, n)
+    }
+    g.close()
+
+
+@pytest.mark.anyio
+async def test_metadata_call_commits_or_rolls_back(tmp_path: Path) -> None:
+    meta = await MetadataStore.open(sqlite_url(tmp_path / "m.db"))
+    await meta.call(set_state, "k", "1", write=True)
+    assert await meta.call(get_state, "k") == "1"
+
+    def change_then_fail(conn) -> None:  # type: ignore[no-untyped-def]
+        set_state(conn, "k", "2")
+        raise InvalidInput("refused")
+
+    with pytest.raises(InvalidInput):
+        await meta.call(change_then_fail, write=True)
+    assert await meta.call(get_state, "k") == "1"  # the failed transaction left nothing behind
+    async with meta.read() as conn:  # the async engine sees what the worker-thread engine wrote
+        assert await conn.run_sync(get_state, "k") == "1"
+    await meta.close()
 
 
 def test_graph_writer_is_serialised(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from memsweep.storage.ids import entity_id, new_id, normalise_name
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
 from memsweep.storage.text import chunk_text, extract_entities
 from memsweep.storage.vectors import VectorRow
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 
 @dataclass(frozen=True)
@@ -225,20 +225,20 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                 continue
             to_store[item.content_hash] = item.content.raw
             dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
-        async with engine.meta.write() as conn:
-            uid = await conn.run_sync(access.user_id, user, create=True)
+
+        def insert_rows(conn: Connection) -> None:
+            # One worker-thread hop for the whole transaction (see MetadataStore.call).
+            uid = access.user_id(conn, user, create=True)
             assert uid is not None
             offset = 0
             for item in batch:
-                ds, _created = await conn.run_sync(
-                    access.dataset_for_add, uid, item.dataset, engine.settings.limits.max_name_chars
-                )
-                ent_ids, mentions, rel_rows = await _store_rows(engine, conn, ds, item)
+                ds, _created = access.dataset_for_add(conn, uid, item.dataset, engine.settings.limits.max_name_chars)
+                ent_ids, mentions, rel_rows = _store_rows(engine, conn, ds, item)
                 item_vectors = vectors[offset : offset + len(item.pieces)]
                 offset += len(item.pieces)
-                vector_rows += [
+                vector_rows.extend(
                     VectorRow(c, item.data_id, ds.id, v) for c, v in zip(item.chunk_ids, item_vectors, strict=True)
-                ]
+                )
                 g_items.append((item.data_id, ds.id))
                 g_chunks.extend((c, item.data_id) for c in item.chunk_ids)
                 g_entities.extend(ent_ids.values())
@@ -254,6 +254,8 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
                         deduplicated=dedup.get(item.data_id, False),
                     )
                 )
+
+        await engine.meta.call(insert_rows, write=True)
         # Files after the rows: a crash between the two leaves an `ingesting` row whose rollback removes the
         # file (a missing one counts as done); file-first would leave an orphan no row points at.
         for raw in to_store.values():
@@ -262,31 +264,32 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
         await engine.run(engine.vectors.add, vector_rows)
         graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)
         await engine.run(engine.graph.add, graph)
-        async with engine.meta.write() as conn:
-            ids = [item.data_id for item in batch]
+        ids = [item.data_id for item in batch]
+
+        def activate(conn: Connection) -> None:
             for start in range(0, len(ids), 500):
-                await conn.execute(update(data).where(data.c.id.in_(ids[start : start + 500])).values(status="active"))
+                conn.execute(update(data).where(data.c.id.in_(ids[start : start + 500])).values(status="active"))
+
+        await engine.meta.call(activate, write=True)
         # Cached only once the items are live: a refused add must leave no vector of its text behind.
         await engine.run(engine.cache.put_many, new_cache)
     return results
 
 
-async def _store_rows(engine: Engine, conn, ds, item: Prepared):  # type: ignore[no-untyped-def]
+def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: Prepared):  # type: ignore[no-untyped-def]
     """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name, its
     chunk → entity mentions and its relation rows."""
     ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in item.found}
     existing: set[str] = set()
     if ent_ids:
-        existing = {
-            r[0] for r in await conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))
-        }
+        existing = {r[0] for r in conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))}
     new_rows = [
         {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **item.found[n]}
         for n in item.found
         if ent_ids[n] not in existing
     ]
     content = item.content
-    await conn.execute(
+    conn.execute(
         data.insert().values(
             id=item.data_id,
             dataset_id=ds.id,
@@ -304,7 +307,7 @@ async def _store_rows(engine: Engine, conn, ds, item: Prepared):  # type: ignore
         )
     )
     if item.pieces:
-        await conn.execute(
+        conn.execute(
             chunks.insert(),
             [
                 {"id": c, "data_id": item.data_id, "seq": i, "text": p, "text_hash": h}
@@ -312,20 +315,18 @@ async def _store_rows(engine: Engine, conn, ds, item: Prepared):  # type: ignore
             ],
         )
     if new_rows:
-        await conn.execute(entities.insert(), new_rows)
+        conn.execute(entities.insert(), new_rows)
     if ent_ids:
-        await conn.execute(
-            data_entities.insert(), [{"data_id": item.data_id, "entity_id": e} for e in ent_ids.values()]
-        )
+        conn.execute(data_entities.insert(), [{"data_id": item.data_id, "entity_id": e} for e in ent_ids.values()])
     mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
     if mentions:
-        await conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
+        conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])
     rel_rows = [
         {"id": new_id(), "data_id": item.data_id, "source_id": ent_ids[s], "target_id": ent_ids[t], "relation": r}
         for s, r, t in dict.fromkeys(item.triples)
     ]
     if rel_rows:
-        await conn.execute(relations.insert(), rel_rows)
+        conn.execute(relations.insert(), rel_rows)
     return ent_ids, mentions, rel_rows
 
 

@@ -22,6 +22,7 @@ TABLE = "chunks"
 BATCH = 500
 # Small fragments keep the forced rewrite of an erase cheap (ENGINES.md: only touched fragments rewrite).
 TARGET_ROWS_PER_FRAGMENT = 1024
+SEARCH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,25 @@ class LanceVectorStore:
             table.delete(_in_list("data_id", ids[start : start + BATCH]))
 
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]:
-        table = self._open(create=False)
-        if table is None:
+        if dataset_ids is not None and not dataset_ids:
             return []
-        query = table.search(np.asarray(vector, dtype=np.float32)).limit(limit)
-        if dataset_ids is not None:
-            if not dataset_ids:
+        for attempt in range(SEARCH_ATTEMPTS):
+            table = self._open(create=False)
+            if table is None:
                 return []
-            query = query.where(_in_list("dataset_id", dataset_ids), prefilter=True)
-        result = query.select(["chunk_id", "data_id", "_distance"]).to_arrow()
+            query = table.search(np.asarray(vector, dtype=np.float32)).limit(limit)
+            if dataset_ids is not None:
+                query = query.where(_in_list("dataset_id", dataset_ids), prefilter=True)
+            try:
+                result = query.select(["chunk_id", "data_id", "_distance"]).to_arrow()
+                break
+            except (RuntimeError, OSError):
+                # Searches do not wait for writers: an erase (this process's or another's) can remove the
+                # data files of the version a running search reads ("Not found …lance"). The next attempt
+                # reads the newest version; a persistent failure is raised.
+                if attempt == SEARCH_ATTEMPTS - 1:
+                    raise
+                self._table = None
         return [
             VectorHit(c, d, float(x))
             for c, d, x in zip(

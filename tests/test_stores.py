@@ -154,6 +154,39 @@ def test_vector_store_deletes_by_validated_ids_and_erases(tmp_path: Path) -> Non
     assert vs.count() == 0
 
 
+def test_search_survives_a_concurrent_erase(tmp_path: Path) -> None:
+    """An erase removes the data files of old versions; a search running meanwhile must not fail
+    (without the retry in `search`, 5 of ~500 searches failed with "Not found …lance" here)."""
+    vs = LanceVectorStore(tmp_path / "vectors", 8)
+    rows = [VectorRow(u(), u(), u(), np.random.default_rng(i).random(8)) for i in range(2000)]
+    for k in range(0, len(rows), 500):
+        vs.add(rows[k : k + 500])
+    vs.ensure_indexes()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    searches = 0
+
+    def reader() -> None:
+        nonlocal searches
+        while not stop.is_set():
+            try:
+                assert vs.search(rows[0].vector, 3, None)[0].chunk_id == rows[0].chunk_id
+                searches += 1
+            except BaseException as exc:  # pragma: no cover - the assertion below reports it
+                errors.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for r in rows[1:80]:
+            vs.delete_data([r.data_id])
+            vs.erase()
+    finally:
+        stop.set()
+        t.join()
+    assert errors == [] and searches > 20
+
+
 def test_cache_round_trip(tmp_path: Path) -> None:
     c = SqliteEmbeddingCache(tmp_path / "cache.db")
     v = np.arange(4, dtype=np.float32)

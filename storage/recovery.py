@@ -88,6 +88,9 @@ async def _mark_lost_graph(engine: Engine) -> None:
     if not engine.graph.created:
         return
     engine.graph.created = False
+    async with engine.meta.read() as conn:
+        if (await conn.execute(select(data.c.id).limit(1))).first() is None:
+            return  # a new store: nothing to rebuild, nothing to warn about
     from memsweep.storage.maintenance import mark_for_rebuild
 
     # Marked with rebuild_pending in one transaction; the rebuild itself is recover()'s next step.

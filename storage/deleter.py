@@ -48,7 +48,7 @@ def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement
     uid = access.user_id(conn, user, create=False)
     if target.kind == "item":
         data_id = parse_uuid(target.data_id, "data_id")
-        row = (conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id))).first()
+        row = conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id)).first()
         if target.dataset is not None:
             ds = access.require_dataset(conn, uid, target.dataset, "delete")
             if row is None or row.dataset_id != ds.id or row.status != "active":
@@ -206,7 +206,7 @@ async def apply(
         crash_point("after_graph")
         await tick(3, "graph nodes and edges deleted")
 
-        await _remove_files(engine, journal_id, plan)
+        await _remove_files(engine, plan)
         crash_point("after_files")
         if w.cache or w.metadata:
             await engine.run(engine.cache.clear)
@@ -214,7 +214,7 @@ async def apply(
             await engine.run(engine.cache.delete_many, plan.cache_keys)
         await tick(4, "files and cache entries removed")
 
-        await _purge(engine, journal_id, plan, user, erase)
+        await _purge(engine, journal_id, plan, user)
         crash_point("after_purge")
         await tick(5, "metadata purged; audit recorded")
 
@@ -249,7 +249,7 @@ def _graph_batches(plan: Plan) -> list[GraphDelete]:
     return out
 
 
-async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
+async def _remove_files(engine: Engine, plan: Plan) -> None:
     if plan.wipe.files:
         hashes = list(engine.files.hashes())
     else:
@@ -258,15 +258,14 @@ async def _remove_files(engine: Engine, journal_id: str, plan: Plan) -> None:
         return
     # No re-check needed: the plan was computed under this same lease (adds wait for it), and a resume
     # recomputes it from the rows the journal still owns. prune(files) marked every item `pruned` first.
-    doomed = hashes
-    for i, part in enumerate(_batches(doomed, SQL_BATCH)):
+    for i, part in enumerate(_batches(hashes, SQL_BATCH)):
         # one worker-thread hop per batch: per-file hops cost ~0.2 ms each (2.2 s for a 10k-file prune)
         await engine.run(lambda part=part: [engine.files.remove(h) for h in part])
         if i == 0:
             crash_point("mid_files")
 
 
-async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: bool) -> None:
+async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None:
     """One transaction: metadata rows go, the journal record closes, the audit log gains an entry."""
     in_journal = select(data.c.id).where(data.c.journal_id == journal_id).scalar_subquery()
 

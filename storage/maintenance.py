@@ -20,9 +20,7 @@ async def rebuild(engine: Engine) -> RebuildReport:
 
 
 async def rebuild_if_pending(engine: Engine) -> None:
-    async with engine.meta.read() as conn:
-        pending = await conn.run_sync(get_state, "rebuild_pending")
-    if pending:
+    if await engine.meta.call(get_state, "rebuild_pending"):
         await rebuild_locked(engine)
 
 
@@ -53,8 +51,7 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
     (each item's vectors are deleted before they are written, graph writes are MERGEs)."""
     from memsweep.storage.ingest import _embed
 
-    async with engine.meta.write() as conn:
-        await conn.run_sync(set_state, "rebuild_pending", "1")
+    await engine.meta.call(set_state, "rebuild_pending", "1", write=True)
 
     async with engine.meta.read() as conn:
         rows = (
@@ -114,8 +111,7 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
             await conn.execute(update(data).where(data.c.id.in_(ids)).values(graph_ok=True, vectors_ok=True))
         n_items += len(part)
         n_chunks += len(crows)
-    async with engine.meta.write() as conn:
-        await conn.run_sync(set_state, "rebuild_pending", None)
+    await engine.meta.call(set_state, "rebuild_pending", None, write=True)
     return RebuildReport(
         items=n_items,
         chunks=n_chunks,

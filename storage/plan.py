@@ -81,7 +81,7 @@ def plan_scope(
             .exists()
         )
 
-    rows = (conn.execute(select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok)))).all()
+    rows = conn.execute(select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok))).all()
     entity_set = {r[0] for r in rows}
     held_any = {r[0] for r in rows if r[1]}
     held_in_graph = {r[0] for r in rows if r[2]}

@@ -31,9 +31,11 @@ __all__ = ["Memory", "forget_target", "prune_target"]
 class Memory:
     """`async with Memory.open(data_dir) as mem: ...`"""
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None, *, remote: bool = False) -> None:
         self.settings = settings
         self.user = settings.user
+        # A remote caller (HTTP) names no server path except inside MEMSWEEP_ALLOWED_PATHS.
+        self.remote = remote
         self._engine = engine
         self.datasets = _Datasets(self)
         self.prune = _Prune(self)
@@ -45,9 +47,9 @@ class Memory:
             base = base.with_(data_dir=Path(data_dir))
         return cls(base.with_(user=user))
 
-    def as_user(self, user: str) -> Memory:
+    def as_user(self, user: str, *, remote: bool = False) -> Memory:
         """The same open engine, acting for another user (the server maps each caller this way)."""
-        return Memory(self.settings.with_(user=user), self.engine)
+        return Memory(self.settings.with_(user=user), self.engine, remote=remote)
 
     @property
     def engine(self) -> Engine:
@@ -80,24 +82,29 @@ class Memory:
     ) -> AddResult:
         return await ingest.add(
             self.engine, self.user, dataset, text=text, path=path, name=name,
-            entity_list=entities, relation_list=relations, copy=copy,
+            entity_list=entities, relation_list=relations, copy=copy, remote=self.remote,
         )  # fmt: skip
 
     async def add_many(self, items: list[dict[str, Any]]) -> list[AddResult]:
         """Add a batch (up to 1,000) in one transaction per store: each dict takes `add`'s arguments."""
-        batch = [
-            ingest.prepare(
-                self.engine,
-                i.get("dataset", ""),
-                text=i.get("text"),
-                path=i.get("path"),
-                name=i.get("name"),
-                entity_list=i.get("entities"),
-                relation_list=i.get("relations"),
-                copy=i.get("copy", True),
-            )
-            for i in items
-        ]
+
+        def prepare_all() -> list[ingest.Prepared]:
+            return [
+                ingest.prepare(
+                    self.engine,
+                    i.get("dataset", ""),
+                    text=i.get("text"),
+                    path=i.get("path"),
+                    name=i.get("name"),
+                    entity_list=i.get("entities"),
+                    relation_list=i.get("relations"),
+                    copy=i.get("copy", True),
+                    remote=self.remote,
+                )
+                for i in items
+            ]
+
+        batch = await self.engine.run(prepare_all)
         return await ingest.add_many(self.engine, self.user, batch)
 
     async def search(self, query: str, dataset: str | None = None, limit: int = 10) -> list[SearchHit]:

@@ -14,35 +14,56 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from memsweep.config import Settings
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         s = s.with_(data_dir=Path(args.data_dir).expanduser())
-    if args.user:
+    if getattr(args, "user", None):
         s = s.with_(user=args.user)
     if getattr(args, "allow_prune", False):
         s = s.with_(allow_prune=True)
-    if args.graph_backend:
+    if getattr(args, "graph_backend", None):
         s = s.with_(graph_backend=args.graph_backend)
     return s
 
 
+def _global_options(default: object) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name (`memsweep serve --data-dir P` is how client
+    configs write it). After the command they default to SUPPRESS, so they never undo a value given before."""
+    g = argparse.ArgumentParser(add_help=False)
+    g.add_argument(
+        "--data-dir", default=default, help="data directory (default: $MEMSWEEP_DATA_DIR or ~/.local/share/memsweep)"
+    )
+    g.add_argument("--user", default=default, help="act as this user (default: $MEMSWEEP_USER or 'default')")
+    g.add_argument("--graph-backend", default=default, choices=["kuzu", "ladybug"], help="graph engine (default kuzu)")
+    return g
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line and exit 2, in the CLI's own words (argparse prints the whole usage block first).
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memsweep", description="A memory store for AI agents that forgets correctly.")
-    p.add_argument("--data-dir", help="data directory (default: $MEMSWEEP_DATA_DIR or ~/.local/share/memsweep)")
-    p.add_argument("--user", help="act as this user (default: $MEMSWEEP_USER or 'default')")
-    p.add_argument("--graph-backend", choices=["kuzu", "ladybug"], help="graph engine (default kuzu)")
-    sub = p.add_subparsers(dest="command", required=True)
+    from memsweep import __version__
+
+    p = _Parser(
+        prog="memsweep",
+        description="A memory store for AI agents that forgets correctly.",
+        parents=[_global_options(None)],
+    )
+    p.add_argument("--version", action="version", version=f"memsweep {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    after = _global_options(argparse.SUPPRESS)
 
     def cmd(name: str, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help)
+        sp = sub.add_parser(name, help=help, parents=[after])
         if json_flag:
             sp.add_argument("--json", action="store_true", help="print the report as JSON")
         return sp
@@ -52,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback only)")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--allow-prune", action="store_true", help="enable the prune tool")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="over HTTP, also accept this Host name (a proxy or DNS name in front); repeatable",
+    )
     doctor = cmd("doctor", "check every store against the metadata")
     doctor.add_argument("--repair", action="store_true", help="fix what was found")
     cmd("datasets", "list datasets")
@@ -126,27 +154,42 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from memsweep.server.app import configure_logging, create_server
+    from memsweep.server.http import LOOPBACK, security_settings
+    from memsweep.server.stop import run_until_stopped
 
     configure_logging()
     if args.transport == "stdio":
-        create_server(settings).run("stdio")
-        return 0
-    import anyio
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    security = None
+        if sys.stdin.isatty():
+            # Someone started it by hand: stdout is the protocol, so say what this is on stderr, once.
+            print(
+                f"memsweep {_version()}: MCP server on stdio for {settings.data_dir} (user {settings.user}). It "
+                "talks JSON-RPC with an MCP client on stdin/stdout; stop it with Ctrl-C.",
+                file=sys.stderr,
+            )
+        server = create_server(settings)
+        return run_until_stopped(server, server.run_stdio_async)
     if args.host not in LOOPBACK:
         print(
             f"warning: serving on {args.host}, reachable beyond this machine. Every request still needs a bearer "
             "token (`memsweep token USER`); put TLS in front of it.",
             file=sys.stderr,
         )
-        shown = f"[{args.host}]" if _is_ipv6(args.host) else args.host
-        security = TransportSecuritySettings(allowed_hosts=[f"{shown}:{args.port}"], allowed_origins=[])
+    security = security_settings(args.host, args.port, args.allow_host)
     url_host = f"[{args.host}]" if _is_ipv6(args.host) else args.host
     server = create_server(settings, http_url=f"http://{url_host}:{args.port}")
-    anyio.run(lambda: server.run_streamable_http_async(host=args.host, port=args.port, transport_security=security))
-    return 0
+    print(
+        f"memsweep {_version()}: MCP over HTTP on http://{url_host}:{args.port}/mcp; stop it with Ctrl-C.",
+        file=sys.stderr,
+    )
+    return run_until_stopped(
+        server, lambda: server.run_streamable_http_async(host=args.host, port=args.port, transport_security=security)
+    )
+
+
+def _version() -> str:
+    from memsweep import __version__
+
+    return __version__
 
 
 def _is_ipv6(host: str) -> bool:

@@ -37,6 +37,12 @@ def _env_number(name: str, default: float, kind: type = float) -> float:
     return value
 
 
+def _env_paths(name: str) -> tuple[Path, ...]:
+    """Directories from an `os.pathsep`-separated variable (empty entries ignored)."""
+    raw = os.environ.get(name, "")
+    return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one call may carry; every breach is an `InvalidInput` with the limit in its text."""
@@ -66,6 +72,9 @@ class Settings:
     # How long a writer waits for another memsweep process that holds the data directory.
     lock_timeout_seconds: float = field(default_factory=lambda: _env_number("MEMSWEEP_LOCK_TIMEOUT", 10.0))
     limits: Limits = field(default_factory=Limits)
+    # Directories a remote (HTTP) caller may name in `add(path=...)`; none by default, so over HTTP a memory
+    # arrives as text. Local callers (stdio, CLI, Python API) are the local user and may read what they can.
+    allowed_paths: tuple[Path, ...] = field(default_factory=lambda: _env_paths("MEMSWEEP_ALLOWED_PATHS"))
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from memsweep import __version__
@@ -33,6 +34,7 @@ class AppState:
     require_token: bool = False
     _memory: Any = None  # memsweep.api.Memory once open
     _opening: "asyncio.Task[Any] | None" = None
+    _closing: "asyncio.Task[None] | None" = None
 
     def start_opening(self) -> None:
         self._opening = asyncio.get_running_loop().create_task(self._open())
@@ -55,6 +57,12 @@ class AppState:
         return await asyncio.shield(self._opening)
 
     async def close(self) -> None:
+        """Idempotent, and safe to call twice at once (a signal can arrive while the lifespan closes)."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if self._opening is not None and not self._opening.done():
             try:
                 await self._opening
@@ -96,6 +104,45 @@ def progress_of(ctx: Context):  # type: ignore[no-untyped-def]
     return report
 
 
+class MemsweepServer(MCPServer):
+    """MCPServer whose argument errors speak the tool's language (INTERFACE.md, "Errors"): which argument,
+    what was wrong, a short prefix of the value; never pydantic's page of text with the whole input. It also
+    knows its open lifespan states, so a signal can close the engine (server/stop.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app_states: list[AppState] = []
+
+    async def shutdown(self) -> None:
+        """Close every open engine (runs a due erase, releases the data directory); idempotent."""
+        for st in list(self.app_states):
+            await st.close()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+        from memsweep.server.errors import arguments_message, surrogate_argument
+        from pydantic import ValidationError
+
+        bad = surrogate_argument(arguments)
+        if bad is not None:
+            raise ToolError(
+                f"Invalid input: `{bad}` contains a lone surrogate, which is not valid Unicode text. Nothing was "
+                f"changed; send valid UTF-8 text and call {name} again."
+            )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError):
+                raise
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(arguments_message(name, exc.__cause__)) from exc.__cause__
+            # Our own errors already start with what went wrong ("Not found: …"); the SDK's
+            # "Error executing tool X:" in front of them is noise to the person reading.
+            prefix = f"Error executing tool {name}: "
+            text = str(exc)
+            raise ToolError(text.removeprefix(prefix)) from exc.__cause__
+
+
 def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServer:
     """The server; with `http_url` (e.g. "http://127.0.0.1:8765") every HTTP request needs a bearer token."""
 
@@ -103,10 +150,14 @@ def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServ
     async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:
         app_state = AppState(settings, Guard(settings.token_ttl_seconds), require_token=http_url is not None)
         app_state.start_opening()
+        server.app_states.append(app_state)
         try:
             yield app_state
         finally:
-            await app_state.close()
+            # Shielded: a cancelled transport must still finish a due erase and release the directory.
+            with anyio.CancelScope(shield=True):
+                await app_state.close()
+            server.app_states.remove(app_state)
 
     auth_kwargs: dict[str, Any] = {}
     if http_url is not None:
@@ -115,9 +166,12 @@ def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServ
 
         auth_kwargs = {
             "token_verifier": StoredTokenVerifier(settings.data_dir, settings.metadata_url),
-            "auth": AuthSettings(issuer_url=http_url, resource_server_url=f"{http_url}/mcp"),
+            # Our verifier maps each token to its user itself; tokens are not issued for other resources.
+            "auth": AuthSettings(
+                issuer_url=http_url, resource_server_url=f"{http_url}/mcp", validate_token_resource=False
+            ),
         }
-    server: MCPServer = MCPServer(
+    server = MemsweepServer(
         "memsweep",
         title="memsweep",
         instructions=INSTRUCTIONS,

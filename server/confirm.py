@@ -66,7 +66,7 @@ async def run_guarded(
 ) -> DeletionReport:
     st = state(ctx)
     user = caller(ctx)
-    memory = (await st.memory()).as_user(user)
+    memory = (await st.memory()).as_user(user, remote=st.require_token)
     key = args_key(tool=tool, erase=erase, **binding)
     prune_off = _prune_off(ctx, target.kind)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from memsweep.storage.files import sha256_bytes
 from memsweep.storage.graph import GraphAdd
 from memsweep.storage.ids import entity_id, new_id, normalise_name
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
+from memsweep.storage.sources import read_source
 from memsweep.storage.text import chunk_text, extract_entities
 from memsweep.storage.vectors import VectorRow
 from sqlalchemy import Connection, select, update
@@ -33,6 +33,17 @@ class Content:
     source_path: str | None
 
 
+def encode_text(value: str, what: str) -> bytes:
+    """UTF-8 bytes of a caller's string; a lone surrogate (not encodable) is an `InvalidInput`."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{what} contains a lone surrogate (character {exc.start}), which is not valid Unicode text. "
+            "Nothing was stored; send valid UTF-8 text."
+        ) from None
+
+
 def _text_of(raw: bytes, what: str) -> str:
     try:
         text = raw.decode("utf-8")
@@ -43,7 +54,9 @@ def _text_of(raw: bytes, what: str) -> str:
     return text
 
 
-def read_content(engine: Engine, text: str | None, path: str | None, name: str | None, copy: bool) -> Content:
+def read_content(
+    engine: Engine, text: str | None, path: str | None, name: str | None, copy: bool, remote: bool = False
+) -> Content:
     limits = engine.settings.limits
     if (text is None) == (path is None):
         raise InvalidInput("Give exactly one of `text` or `path`. Nothing was stored.")
@@ -52,9 +65,9 @@ def read_content(engine: Engine, text: str | None, path: str | None, name: str |
     if text is not None:
         if not copy:
             raise InvalidInput("`copy=false` applies to files added by `path`; a text is always stored.")
-        raw = text.encode("utf-8", errors="strict") if isinstance(text, str) else b""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("`text` is empty. Nothing was stored.")
+        raw = encode_text(text, "`text`")
         if len(raw) > limits.max_text_bytes:
             raise InvalidInput(
                 f"`text` is {len(raw):,} bytes; the limit is {limits.max_text_bytes:,}. Nothing was stored; "
@@ -64,41 +77,19 @@ def read_content(engine: Engine, text: str | None, path: str | None, name: str |
         label = name or (" ".join(text.split())[:60] or "text")
         return Content(raw, text, label, "text/plain", True, None)
     assert path is not None
-    if not isinstance(path, str) or not path.strip() or "\x00" in path or len(path) > 4096:
-        raise InvalidInput("`path` must be a file path. Nothing was stored.")
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        raise InvalidInput(f"`path` must be absolute; got {path[:200]!r}. Nothing was stored.")
-    try:
-        resolved = p.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise InvalidInput(f"Cannot read {path[:200]!r}: no such file. Nothing was stored.") from exc
-    if not resolved.is_file():
-        raise InvalidInput(f"{path[:200]!r} is not a regular file. Nothing was stored.")
-    if _inside(resolved, engine.data_dir.resolve()):
-        raise InvalidInput("That path is inside memsweep's own data directory. Nothing was stored.")
-    size = resolved.stat().st_size
-    if size > limits.max_file_bytes:
-        raise InvalidInput(
-            f"{resolved.name} is {size:,} bytes; the limit is {limits.max_file_bytes:,}. Nothing was stored."
-        )
-    try:
-        raw = resolved.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"Cannot read {path[:200]!r}: {exc.strerror}. Nothing was stored.") from exc
-    text = _text_of(raw, resolved.name)
+    source = read_source(
+        path,
+        max_bytes=limits.max_file_bytes,
+        remote=remote,
+        allowed=engine.settings.allowed_paths,
+        forbidden=engine.data_dir,
+    )
+    text = _text_of(source.raw, source.real_path.name)
     if not text.strip():
-        raise InvalidInput(f"{resolved.name} is empty. Nothing was stored.")
-    mime = mimetypes.guess_type(resolved.name)[0] or "text/plain"
-    return Content(raw, text, name or resolved.name, mime, copy, None if copy else str(resolved))
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
+        raise InvalidInput(f"{source.real_path.name} is empty. Nothing was stored.")
+    mime = mimetypes.guess_type(source.real_path.name)[0] or "text/plain"
+    real = str(source.real_path)
+    return Content(source.raw, text, name or source.real_path.name, mime, copy, None if copy else real)
 
 
 def _clean_entities(
@@ -173,10 +164,11 @@ def prepare(
     entity_list: list[dict[str, Any]] | None = None,
     relation_list: list[dict[str, Any]] | None = None,
     copy: bool = True,
+    remote: bool = False,
 ) -> Prepared:
     if not isinstance(dataset, str) or not dataset.strip():
         raise InvalidInput("`dataset` (an id or a name) is required. Nothing was stored.")
-    content = read_content(engine, text, path, name, copy)
+    content = read_content(engine, text, path, name, copy, remote)
     found, triples = _clean_entities(engine, entity_list, relation_list, content.text)
     pieces = chunk_text(content.text)
     return Prepared(
@@ -193,7 +185,9 @@ def prepare(
 
 
 async def add(engine: Engine, user: str, dataset: str, **kwargs: Any) -> AddResult:
-    return (await add_many(engine, user, [prepare(engine, dataset, **kwargs)]))[0]
+    # Reading a file (and chunking a large text) is blocking work: never on the event loop.
+    prepared = await engine.run(lambda: prepare(engine, dataset, **kwargs))
+    return (await add_many(engine, user, [prepared]))[0]
 
 
 async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[AddResult]:

@@ -10,12 +10,14 @@ other process gets its turn. A waiter polls until `lock_timeout_seconds` and the
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from pathlib import Path
 
 from memsweep.errors import StoreUnavailable
 
+log = logging.getLogger("memsweep.lock")
 IDLE_RELEASE_SECONDS = 0.5
 POLL_SECONDS = 0.02
 
@@ -42,11 +44,13 @@ class DirLock:
                 break
             except BlockingIOError:
                 if time.monotonic() - start >= timeout:
-                    holder = _read_holder(fd)
+                    # The holder's pid and the directory go to the operator's log, not to the caller (who may
+                    # be a remote user: server internals are not theirs to see).
+                    log.warning("data directory %s busy: held by pid %s", self.path.parent, _read_holder(fd))
                     os.close(fd)
                     raise StoreUnavailable(
-                        f"Another memsweep process{holder} is writing to {self.path.parent} and kept it busy for "
-                        f"more than {timeout:.0f} s. Nothing was changed; retry, or raise MEMSWEEP_LOCK_TIMEOUT."
+                        f"Another memsweep process kept the store busy for more than {timeout:.0f} s. Nothing was "
+                        "changed; retry in a moment (the operator can raise MEMSWEEP_LOCK_TIMEOUT)."
                     ) from None
                 time.sleep(POLL_SECONDS)
         self.waited_seconds = time.monotonic() - start
@@ -68,5 +72,5 @@ def _read_holder(fd: int) -> str:
     try:
         pid = os.pread(fd, 32, 0).decode().strip()
     except OSError:
-        return ""
-    return f" (pid {pid})" if pid.isdigit() else ""
+        return "?"
+    return pid if pid.isdigit() else "?"

@@ -6,6 +6,9 @@ to say exactly which rows it touches.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -17,8 +20,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back time-zone aware: SQLite keeps no offset, and a naive
+    `created_at` broke every client that checks `format: date-time` (RFC 3339 needs the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData()
 ID = String(36)
@@ -28,7 +51,7 @@ users = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 datasets = Table(
@@ -37,7 +60,7 @@ datasets = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("owner_id", ID, ForeignKey("users.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("owner_id", "name", name="uq_dataset_owner_name"),
 )
 
@@ -69,7 +92,7 @@ data = Table(
     Column("graph_ok", Boolean, nullable=False, default=True),
     Column("vectors_ok", Boolean, nullable=False, default=True),
     Column("journal_id", ID, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_data_dataset", "dataset_id", "status", "created_at", "id"),
     Index("ix_data_hash", "content_hash"),
     Index("ix_data_journal", "journal_id"),
@@ -141,8 +164,8 @@ journal = Table(
     Column("status", String(8), nullable=False),
     Column("erase", Boolean, nullable=False),
     Column("plan", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
     Index("ix_journal_status", "status"),
 )
 
@@ -150,7 +173,7 @@ audit = Table(
     "audit",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("user_name", String(255), nullable=False),
     Column("op", String(32), nullable=False),
     Column("journal_id", ID, nullable=True),
@@ -163,8 +186,8 @@ api_tokens = Table(
     metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("user_name", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 state = Table(

@@ -23,9 +23,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"))
+def start(tmp_path: Path, *serve_args: str, **env_extra: str):  # type: ignore[no-untyped-def]
+    """Tokens for alice, bob and a revoked one; a real `memsweep serve --transport http` on a free port."""
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"), **env_extra)
 
     def cli(*args: str) -> str:
         proc = subprocess.run(
@@ -38,8 +38,8 @@ def server(tmp_path: Path):
     cli("token", "--revoke", tokens["revoked"])
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "memsweep", "serve", "--transport", "http", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "memsweep", "serve", "--transport", "http", "--port", str(port), *serve_args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -48,14 +48,28 @@ def server(tmp_path: Path):
             break
         except OSError:
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", tokens
+    return proc, port, tokens
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
     proc.terminate()
-    proc.wait(timeout=30)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Warning" not in err, err
+    return err
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    proc, port, tokens = start(tmp_path)
+    yield f"http://127.0.0.1:{port}", tokens
+    stop(proc)
 
 
 @asynccontextmanager
 async def _client(url: str, token: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    # 30 s, not httpx's 5 s: a loaded machine's first call can wait for the store to open.
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         async with Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client:
             yield client
 

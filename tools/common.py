@@ -9,4 +9,5 @@ __all__ = ["memory", "progress_of"]
 async def memory(ctx: Context):  # type: ignore[no-untyped-def]
     """The engine's Python API, acting for this caller (waits for the engine to finish opening)."""
     user = caller(ctx)
-    return (await state(ctx).memory()).as_user(user)
+    st = state(ctx)
+    return (await st.memory()).as_user(user, remote=st.require_token)

@@ -44,6 +44,16 @@ def _global_options(default: object) -> argparse.ArgumentParser:
     return g
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {raw!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line and exit 2, in the CLI's own words (argparse prints the whole usage block first).
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--no-copy", action="store_true", help="keep the file by reference")
     search = cmd("search", "search memories")
     search.add_argument("query")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--limit", type=_positive_int, default=10)
     for name, help in (("rm", "delete an item, or a whole dataset"), ("forget", "forget an item, a dataset or everything"),
                        ("prune", "development reset of whole layers")):  # fmt: skip
         sp = cmd(name, help)
@@ -122,11 +132,23 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--revoke", metavar="TOKEN", help="revoke this token")
     tok.add_argument("--revoke-all", action="store_true", help="revoke every token of the user")
     audit = cmd("audit", "who deleted what (ids and counts, never content)")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=_positive_int, default=50)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader went away (`memsweep audit --json | head`): not an error of ours, and no traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     from memsweep.errors import InvalidInput, MemsweepError, NotFound
 
     args = _parser().parse_args(argv)
@@ -280,7 +302,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"error: no dataset {args.dataset!r} visible to {mem.user!r}", file=sys.stderr)
                 return 2
             await (mem.grant if c == "grant" else mem.revoke)(args.grantee, ds, args.permission)
-            print(f"{c}ed {args.permission} on {args.dataset} {'to' if c == 'grant' else 'from'} {args.grantee}")
+            done = "granted" if c == "grant" else "revoked"
+            print(f"{done} {args.permission} on {args.dataset} {'to' if c == 'grant' else 'from'} {args.grantee}")
             return 0
         return await _delete(mem, args)
 

@@ -18,6 +18,7 @@ class DatasetInfo(_Result):
     items: int
     created_at: datetime
     can_delete: bool
+    can_read: bool = Field(True, description="False when you hold only other permissions (e.g. delete) on it.")
 
 
 class DatasetList(_Result):

@@ -67,12 +67,23 @@ def _dataset_select():  # type: ignore[no-untyped-def]
 
 
 def readable_condition(uid: str):  # type: ignore[no-untyped-def]
+    """Datasets whose content the caller may read (search, list_data)."""
     shared = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "read")
     return or_(datasets.c.owner_id == uid, datasets.c.id.in_(shared))
 
 
+def visible_condition(uid: str):  # type: ignore[no-untyped-def]
+    """Datasets the caller holds any permission on: they exist for the caller, who may do what the grant says
+    (a `delete` grant alone lets its holder delete through every tool; reading still needs `read`)."""
+    shared = select(acl.c.dataset_id).where(acl.c.user_id == uid)
+    return or_(datasets.c.owner_id == uid, datasets.c.id.in_(shared))
+
+
 def find_dataset(conn: Connection, uid: str | None, ref: str) -> DatasetRow | None:
-    """A dataset by id (any the caller can read) or by name (the caller's own)."""
+    """A dataset by id (any the caller holds a permission on) or by name (the caller's own).
+
+    One rule for every path: a dataset the caller holds no permission on is indistinguishable from an absent
+    one; a dataset they hold some permission on is found, and `require_dataset` then checks the one needed."""
     if uid is None:
         return None
     if is_uuid(ref):
@@ -82,8 +93,8 @@ def find_dataset(conn: Connection, uid: str | None, ref: str) -> DatasetRow | No
     if row is None:
         return None
     ds = DatasetRow(row.id, row.name, row.owner_id, row.owner, row.created_at)
-    if not ({"read"} & permissions(conn, uid, ds)):
-        return None  # another user's dataset the caller cannot read: indistinguishable from absent
+    if not permissions(conn, uid, ds):
+        return None  # another user's dataset the caller holds nothing on: indistinguishable from absent
     return ds
 
 

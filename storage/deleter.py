@@ -34,7 +34,7 @@ from memsweep.storage.schema import (
     relations,
 )
 from memsweep.storage.targets import Plan, PlanChanged, Target
-from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 __all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
@@ -280,6 +280,12 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None
                 .values(graph_ok=False, vectors_ok=False, journal_id=None)
             )
         elif plan.data_ids or plan.dataset_ids:
+            touched = [
+                r[0]
+                for r in conn.execute(
+                    select(data_entities.c.entity_id).where(data_entities.c.data_id.in_(in_journal)).distinct()
+                )
+            ]
             chunk_ids = select(chunks.c.id).where(chunks.c.data_id.in_(in_journal))
             conn.execute(delete(chunk_entities).where(chunk_entities.c.chunk_id.in_(chunk_ids)))
             conn.execute(delete(chunks).where(chunks.c.data_id.in_(in_journal)))
@@ -290,6 +296,9 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None
             still_used = select(data_entities.c.entity_id).where(data_entities.c.entity_id == entities.c.id).exists()
             for part in _batches(plan.meta_entity_ids, SQL_BATCH):
                 conn.execute(delete(entities).where(entities.c.id.in_(part), ~still_used))
+            kept = sorted(set(touched) - set(plan.meta_entity_ids))
+            for part in _batches(kept, SQL_BATCH):
+                _rederive_entities(conn, part)
             for part in _batches(plan.dataset_ids, SQL_BATCH):
                 empty = ~select(data.c.id).where(data.c.dataset_id == datasets.c.id).exists()
                 conn.execute(delete(acl).where(acl.c.dataset_id.in_(part)))
@@ -310,6 +319,33 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None
         )
 
     await engine.meta.call(write, write=True)
+
+
+def _rederive_entities(conn: Connection, entity_ids: list[str]) -> None:
+    """Shared entities that lost an item show what their oldest remaining item says: the spelling, type and
+    description a deleted item contributed leave with it (DESIGN.md invariant 9). With `secure_delete` the
+    old values are zeroed in the file."""
+    de, item = data_entities.alias("de"), data.alias("item")
+
+    def first(column: str, *extra: ColumnElement[bool]):  # type: ignore[no-untyped-def]
+        return (
+            select(de.c[column])
+            .join(item, item.c.id == de.c.data_id)
+            .where(de.c.entity_id == entities.c.id, *extra)
+            .order_by(item.c.created_at, item.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    conn.execute(
+        update(entities)
+        .where(entities.c.id.in_(entity_ids))
+        .values(
+            name=func.coalesce(first("name", de.c.name.is_not(None)), entities.c.name),
+            type=first("type", de.c.type.is_not(None)),
+            description=first("description", de.c.description.is_not(None)),
+        )
+    )
 
 
 def journal_scope(journal_id: str) -> ColumnElement[bool]:

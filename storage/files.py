@@ -21,8 +21,14 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def owner_key(owner_id: str, content_hash: str) -> str:
+    """The file-store key of one owner's content. Identical bytes of two owners are two files: sharing a blob
+    across owners let one user learn, from `deduplicated` or `files_kept`, whether another stored a text."""
+    return hashlib.sha256(f"{owner_id}\x00{content_hash}".encode()).hexdigest()
+
+
 class FileStore(Protocol):
-    def put(self, data: bytes) -> str: ...
+    def put(self, data: bytes, key: str | None = None) -> str: ...
     def get(self, content_hash: str) -> bytes: ...
     def exists(self, content_hash: str) -> bool: ...
     def size(self, content_hash: str) -> int: ...
@@ -40,9 +46,10 @@ class LocalFileStore:
             raise ValueError("content hash must be 64 lowercase hex characters")
         return self.root / content_hash[:2] / content_hash
 
-    def put(self, data: bytes) -> str:
-        """Store bytes under their hash (idempotent); temp file + fsync + rename, so never half a file."""
-        digest = sha256_bytes(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """Store bytes under `key` (default: their SHA-256), idempotently; temp file + fsync + rename, so
+        never half a file."""
+        digest = key or sha256_bytes(data)
         target = self.path_for(digest)
         if target.exists():
             return digest

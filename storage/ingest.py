@@ -13,7 +13,7 @@ from memsweep.results import AddResult
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
-from memsweep.storage.files import sha256_bytes
+from memsweep.storage.files import owner_key, sha256_bytes
 from memsweep.storage.graph import GraphAdd
 from memsweep.storage.ids import entity_id, new_id, normalise_name
 from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
@@ -208,17 +208,10 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
     g_mentions: list[tuple[str, str]] = []
     g_relations: list[tuple[str, str, str, str]] = []
     async with engine.exclusive():
-        # deduplicated: the same owned bytes were already stored, before this batch or earlier in it
+        # deduplicated: the same owner already stored these bytes, before this batch or earlier in it
         dedup: dict[str, bool] = {}
-        to_store: dict[str, bytes] = {}  # one write per distinct owned content
-        for item in batch:
-            if not item.content.owned:
-                continue
-            if item.content_hash in to_store:
-                dedup[item.data_id] = True
-                continue
-            to_store[item.content_hash] = item.content.raw
-            dedup[item.data_id] = await engine.run(engine.files.exists, item.content_hash)
+        to_store: dict[str, bytes] = {}  # one write per distinct (owner, content)
+        file_keys: dict[str, str] = {}
 
         def insert_rows(conn: Connection) -> None:
             # One worker-thread hop for the whole transaction (see MetadataStore.call).
@@ -227,7 +220,14 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
             offset = 0
             for item in batch:
                 ds, _created = access.dataset_for_add(conn, uid, item.dataset, engine.settings.limits.max_name_chars)
-                ent_ids, mentions, rel_rows = _store_rows(engine, conn, ds, item)
+                if item.content.owned:
+                    key = file_keys[item.data_id] = owner_key(ds.owner_id, item.content_hash)
+                    if key in to_store:
+                        dedup[item.data_id] = True
+                    else:
+                        to_store[key] = item.content.raw
+                        dedup[item.data_id] = engine.files.exists(key)
+                ent_ids, mentions, rel_rows = _store_rows(engine, conn, ds, item, file_keys.get(item.data_id))
                 item_vectors = vectors[offset : offset + len(item.pieces)]
                 offset += len(item.pieces)
                 vector_rows.extend(
@@ -252,8 +252,8 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
         await engine.meta.call(insert_rows, write=True)
         # Files after the rows: a crash between the two leaves an `ingesting` row whose rollback removes the
         # file (a missing one counts as done); file-first would leave an orphan no row points at.
-        for raw in to_store.values():
-            await engine.run(engine.files.put, raw)
+        for key, raw in to_store.items():
+            await engine.run(engine.files.put, raw, key)
         crash_point("mid_add")
         await engine.run(engine.vectors.add, vector_rows)
         graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)
@@ -270,13 +270,15 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
     return results
 
 
-def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: Prepared):  # type: ignore[no-untyped-def]
+def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: Prepared, file_key: str | None):  # type: ignore[no-untyped-def]
     """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name, its
     chunk → entity mentions and its relation rows."""
     ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in item.found}
     existing: set[str] = set()
     if ent_ids:
         existing = {r[0] for r in conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))}
+    # A new entity shows what its first item says; later items' words are kept per item (data_entities),
+    # and the entity row is recomputed from the live ones when an item goes (deleter._purge).
     new_rows = [
         {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **item.found[n]}
         for n in item.found
@@ -291,6 +293,7 @@ def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: P
             mime_type=content.mime_type,
             size_bytes=len(content.raw),
             content_hash=item.content_hash,
+            file_key=file_key,
             owned=content.owned,
             source_path=content.source_path,
             status="ingesting",
@@ -311,7 +314,10 @@ def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: P
     if new_rows:
         conn.execute(entities.insert(), new_rows)
     if ent_ids:
-        conn.execute(data_entities.insert(), [{"data_id": item.data_id, "entity_id": e} for e in ent_ids.values()])
+        conn.execute(
+            data_entities.insert(),
+            [{"data_id": item.data_id, "entity_id": ent_ids[n], **item.found[n]} for n in ent_ids],
+        )
     mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
     if mentions:
         conn.execute(chunk_entities.insert(), [{"chunk_id": c, "entity_id": e} for c, e in mentions])

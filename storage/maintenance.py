@@ -36,9 +36,9 @@ async def mark_for_rebuild(engine: Engine, *, graph: bool = False, vectors: bool
 
 
 async def _owned_hashes(conn) -> set[str]:  # type: ignore[no-untyped-def]
-    """Content hashes of the files the store owns for items not being deleted."""
+    """File-store keys of the files the store owns for items not being deleted."""
     rows = await conn.execute(
-        select(data.c.content_hash).where(data.c.owned, data.c.file_state == "stored", data.c.status != "deleting")
+        select(data.c.file_key).where(data.c.owned, data.c.file_state == "stored", data.c.status != "deleting")
     )
     return {r[0] for r in rows}
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 from memsweep.errors import StoreUnavailable
-from memsweep.storage.schema import metadata
+from memsweep.storage.schema import ADDED_COLUMNS, metadata
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -63,6 +63,7 @@ class MetadataStore:
         try:
             async with store.write() as conn:
                 await conn.run_sync(metadata.create_all)
+                await conn.run_sync(_add_missing_columns)
         except Exception as exc:
             await engine.dispose()
             raise StoreUnavailable(
@@ -112,6 +113,24 @@ class MetadataStore:
         await self.engine.dispose()
         if self._sync is not None:
             self._sync.dispose()
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a store made by an older version up to the schema (new columns, backfilled) in the same
+    transaction that created any new tables."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    present: dict[str, set[str]] = {}
+    for table, column, ddl, backfill in ADDED_COLUMNS:
+        if table not in present:
+            present[table] = {c["name"] for c in inspector.get_columns(table)}
+        if column in present[table]:
+            continue
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+        if backfill:
+            conn.execute(text(backfill))
+        present[table].add(column)
 
 
 def _install_sqlite_hooks(sync_engine: Engine) -> None:

@@ -4,7 +4,7 @@ One function serves the dry run, the real run and the resume after a crash (DESI
 the scope is a SQL condition on `data` (one item, a dataset, every deletable dataset, or "rows of journal
 record J"), and everything else (chunks, vectors, nodes removed vs kept because shared, edges, files
 removed vs kept, cache entries) is derived from it here. Reference counts come from `data_entities` and
-`data.content_hash`, never from graph aggregates.
+`data.file_key`, never from graph aggregates.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def plan_scope(
         conn.execute(
             select(
                 data.c.id,
-                data.c.content_hash,
+                data.c.file_key,
                 data.c.owned,
                 data.c.file_state,
                 data.c.graph_ok,
@@ -127,17 +127,15 @@ def plan_scope(
     bytes_freed = 0
     cache_keys: tuple[str, ...] = ()
     if not memory_only:
-        owned = {r.content_hash for r in items if r.owned and r.file_state == "stored"}
+        owned = {r.file_key for r in items if r.owned and r.file_state == "stored"}
         if owned:
             shared = {
                 r[0]
                 for r in (
                     conn.execute(
-                        select(data.c.content_hash)
+                        select(data.c.file_key)
                         .where(
-                            data.c.content_hash.in_(
-                                select(data.c.content_hash).where(scope, data.c.owned).scalar_subquery()
-                            ),
+                            data.c.file_key.in_(select(data.c.file_key).where(scope, data.c.owned).scalar_subquery()),
                             data.c.owned,
                             data.c.file_state == "stored",
                             _live_other(scope_ids),

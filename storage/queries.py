@@ -41,11 +41,12 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
                 )
                 .join(users, users.c.id == datasets.c.owner_id)
                 .outerjoin(live, live.c.dataset_id == datasets.c.id)
-                .where(access.readable_condition(uid))
+                .where(access.visible_condition(uid))
                 .order_by(datasets.c.created_at, datasets.c.id)
             )
         ).all()
         deletable = set(await conn.run_sync(access.deletable_dataset_ids, uid))
+        readable = {r[0] for r in await conn.execute(select(datasets.c.id).where(access.readable_condition(uid)))}
     return [
         DatasetInfo(
             id=r.id,
@@ -54,6 +55,7 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
             items=int(r.n),
             created_at=r.created_at,
             can_delete=r.id in deletable,
+            can_read=r.id in readable,
         )
         for r in rows
     ]
@@ -173,10 +175,12 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
             neighbours = await engine.run(engine.graph.neighbours, matched)
         related = {e: 0.6 for e in matched} | {e: 0.4 for e in neighbours if e not in matched}
         async with engine.meta.read() as conn:
+            # Only items whose graph is there: after forget(memory_only) or prune(graph) an item is found by
+            # no search path until it is rebuilt (its entity rows stay in metadata for that rebuild).
             for row in await conn.execute(
-                select(data_entities.c.data_id, data_entities.c.entity_id).where(
-                    data_entities.c.entity_id.in_(sorted(related))
-                )
+                select(data_entities.c.data_id, data_entities.c.entity_id)
+                .join(data, data.c.id == data_entities.c.data_id)
+                .where(data_entities.c.entity_id.in_(sorted(related)), data.c.graph_ok)
             ):
                 bonus = related[row.entity_id]
                 prev = scores.get(row.data_id, (0.0, None))

@@ -85,6 +85,9 @@ data = Table(
     Column("mime_type", String(127), nullable=False),
     Column("size_bytes", Integer, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # Where the owned bytes live in the file store: a hash of (owner, content), so identical content is
+    # shared between one owner's items only and nothing one owner sees depends on another's data.
+    Column("file_key", String(64), nullable=True),
     Column("owned", Boolean, nullable=False),
     Column("source_path", Text, nullable=True),
     Column("status", String(10), nullable=False),
@@ -95,6 +98,7 @@ data = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_data_dataset", "dataset_id", "status", "created_at", "id"),
     Index("ix_data_hash", "content_hash"),
+    Index("ix_data_file_key", "file_key"),
     Index("ix_data_journal", "journal_id"),
 )
 
@@ -130,6 +134,11 @@ data_entities = Table(
     metadata,
     Column("data_id", ID, ForeignKey("data.id"), primary_key=True),
     Column("entity_id", ID, primary_key=True),
+    # What this item said about the entity. The entity row shows what its oldest live item said, and is
+    # recomputed when items go, so a deleted item's spelling, type and description leave with it.
+    Column("name", String(255), nullable=True),
+    Column("type", String(64), nullable=True),
+    Column("description", Text, nullable=True),
     Index("ix_data_entities_entity", "entity_id"),
 )
 
@@ -188,6 +197,46 @@ api_tokens = Table(
     Column("user_name", String(255), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# Confirmation tokens (hashed) with their binding: a preview in one server process can be confirmed in
+# another, or after a restart; single use is enforced here (INTERFACE.md, "The guard").
+confirm_tokens = Table(
+    "confirm_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_name", String(255), nullable=False),
+    Column("tool", String(32), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_confirm_tokens_expires", "expires_at"),
+)
+
+# Columns added after a store was first created: (table, column, DDL type, backfill statement or None).
+# `create_all` makes new tables but never alters old ones; `MetadataStore.open` adds what is missing.
+ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("data", "file_key", "VARCHAR(64)", "UPDATE data SET file_key = content_hash WHERE owned"),
+    (
+        "data_entities",
+        "name",
+        "VARCHAR(255)",
+        "UPDATE data_entities SET name = (SELECT e.name FROM entities e WHERE e.id = data_entities.entity_id)",
+    ),
+    (
+        "data_entities",
+        "type",
+        "VARCHAR(64)",
+        "UPDATE data_entities SET type = (SELECT e.type FROM entities e WHERE e.id = data_entities.entity_id)",
+    ),
+    (
+        "data_entities",
+        "description",
+        "TEXT",
+        "UPDATE data_entities SET description = "
+        "(SELECT e.description FROM entities e WHERE e.id = data_entities.entity_id)",
+    ),
 )
 
 state = Table(

@@ -59,7 +59,8 @@ def test_cli_end_to_end(run, tmp_path: Path) -> None:
     assert run("grant", "bob", "mine", "read").returncode == 0
     refused = run("rm", ds, "--yes", user="bob")  # another user's dataset is named by its id
     assert refused.returncode == 1 and "'delete' permission" in refused.stderr
-    assert run("revoke", "bob", ds, "read").returncode == 0
+    revoked = run("revoke", "bob", ds, "read")
+    assert revoked.returncode == 0 and revoked.stdout.startswith("revoked read on"), revoked.stdout
     assert _json(run("datasets", "--json", user="bob")) == []
 
     pr = _json(run("prune", "--graph", "--vector", "--dry-run", "--json"))
@@ -70,3 +71,58 @@ def test_cli_end_to_end(run, tmp_path: Path) -> None:
     tok = run("token", "carol")
     assert tok.returncode == 0 and tok.stdout.startswith("mst_")
     assert run("token", "--revoke", tok.stdout.strip()).returncode == 0
+
+
+def test_global_options_before_or_after_the_command(run, tmp_path: Path) -> None:
+    from memsweep import __version__
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"memsweep {__version__}"
+    other = tmp_path / "other"
+    assert run("add", "notes", "In the other store.", "--data-dir", str(other), "--user", "carol").returncode == 0
+    after = _json(run("datasets", "--json", "--data-dir", str(other), "--user", "carol"))
+    before = _json(run("--data-dir", str(other), "--user", "carol", "datasets", "--json"))
+    assert after == before and [d["owner"] for d in after] == ["carol"]
+    assert _json(run("datasets", "--json")) == []  # the default store (MEMSWEEP_DATA_DIR) was not touched
+    # a value given before the command is not undone by the command's own defaults
+    assert _json(run("--data-dir", str(other), "datasets", "--user", "carol", "--json")) == after
+
+
+BAD = [
+    ["ls"],
+    ["search", "x", "--limit", "many"],
+    ["search", "x", "--limit", "0"],
+    ["rm"],
+    ["grant", "bob", "notes", "everything"],
+    ["add", "notes", "--file", "/no/such/file"],
+    ["add", "notes"],
+    ["serve", "--port", "http"],
+    ["token"],
+    ["forget"],
+    ["forget", "--item", "not-a-uuid", "--yes"],
+    ["prune", "--yes"],
+    ["audit", "--limit", "-3"],
+    ["doctor", "--repair", "--nonsense"],
+    ["nonsense"],
+    ["ls", "nosuchdataset"],
+    ["--graph-backend", "neo4j", "datasets"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=[" ".join(a) for a in BAD])
+def test_bad_input_is_one_line_never_a_traceback(run, argv: list[str]) -> None:
+    proc = run(*argv)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_json_into_a_closed_pipe_is_quiet(run, tmp_path: Path) -> None:
+    for i in range(40):
+        run("add", "notes", f"Memory {i} about Oslo.")
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"), MEMSWEEP_USER="alice")
+    proc = subprocess.run(
+        f"{sys.executable} -m memsweep ls notes --json | head -1", shell=True, env=env, capture_output=True, text=True
+    )
+    assert proc.stdout.strip() == "[" and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -97,4 +97,5 @@ async def test_two_serve_processes_share_one_data_directory(tmp_path: Path) -> N
         hits = (await ide.call_tool("search", {"query": "desktop memory Lisbon"})).structured_content["hits"]
         assert {h["data_id"] for h in hits} & set(ids["desktop"][4:])
     async with Memory(Settings(data_dir=tmp_path / "d")) as mem:
-        assert (await mem.doctor()).consistent
+        report = await mem.doctor()
+        assert report.consistent, report.findings

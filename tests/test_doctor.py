@@ -80,7 +80,7 @@ async def test_doctor_finds_and_repairs(mem: Memory, kind: str) -> None:
 
 async def test_missing_file_is_reported_not_invented(mem: Memory) -> None:
     await _store(mem)
-    h = (await mem.datasets.list_data("notes"))[0].content_hash
+    h = next(iter(mem.engine.files.hashes()))
     mem.engine.files.path_for(h).unlink()
     report = await mem.doctor(repair=True)
     assert "missing_file" in {f.kind for f in report.findings} and not report.consistent

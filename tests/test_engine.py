@@ -215,3 +215,60 @@ async def test_writer_can_add_but_not_delete(mem: Memory) -> None:
             await attempt
     assert (await carol.datasets.delete_all()).items == 0  # nothing carol may delete
     assert len(await mem.datasets.list_data("shared")) == 2
+
+
+DELETING_PATHS = ["delete_data", "forget_item", "empty_dataset", "forget_dataset", "delete_all", "forget_everything"]
+
+
+@pytest.mark.parametrize("permission", ["read", "write", "delete", "share"])
+@pytest.mark.parametrize("path", DELETING_PATHS)
+async def test_one_rule_for_every_deleting_path(mem: Memory, permission: str, path: str) -> None:
+    """A `delete` grant works through every deleting path; no other single permission deletes anything."""
+    from memsweep.errors import PermissionDenied
+
+    item = await mem.add("shared", text="Alice's note about Oslo.", entities=[{"name": "Oslo"}])
+    await mem.grant("bob", item.dataset_id, permission)
+    bob = mem.as_user("bob")
+    listed = {d.id: d for d in await bob.datasets.list_datasets()}
+    assert listed[item.dataset_id].can_delete == (permission == "delete")
+    assert listed[item.dataset_id].can_read == (permission == "read")
+
+    async def attempt() -> object:
+        ds = item.dataset_id
+        if path == "delete_data":
+            return await bob.datasets.delete_data(dataset_id=ds, data_id=item.data_id)
+        if path == "forget_item":
+            return await bob.forget(data_id=item.data_id)
+        if path == "empty_dataset":
+            return await bob.datasets.empty_dataset(dataset_id=ds)
+        if path == "forget_dataset":
+            return await bob.forget(dataset=ds)
+        if path == "delete_all":
+            return await bob.datasets.delete_all()
+        return await bob.forget(everything=True)
+
+    if permission == "delete":
+        assert (await attempt()).items == 1
+        assert len(await mem.search("Oslo")) == 0
+    elif path in ("delete_all", "forget_everything"):
+        assert (await attempt()).items == 0  # nothing bob may delete: an empty plan
+        assert len(await mem.datasets.list_data(item.dataset_id)) == 1
+    else:
+        with pytest.raises(PermissionDenied, match="'delete' permission"):
+            await attempt()
+        assert len(await mem.datasets.list_data(item.dataset_id)) == 1
+
+
+@pytest.mark.parametrize("how", ["memory_only", "prune"])
+async def test_forgotten_from_memory_is_found_by_no_search(mem: Memory, how: str) -> None:
+    item = await mem.add("notes", text="Alice moved to Reykjavik.", entities=[{"name": "Reykjavik"}])
+    assert [h.data_id for h in await mem.search("Reykjavik")] == [item.data_id]
+    if how == "memory_only":
+        await mem.forget(data_id=item.data_id, memory_only=True)
+    else:
+        await mem.prune.prune(graph=True, vector=True)
+    for query in ("Reykjavik", "Alice moved", "reykjavik"):
+        assert await mem.search(query) == [], query
+    assert len(await mem.datasets.list_data("notes")) == 1  # metadata kept for the rebuild
+    await mem.rebuild()
+    assert [h.data_id for h in await mem.search("Reykjavik")] == [item.data_id]

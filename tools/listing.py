@@ -12,8 +12,8 @@ from pydantic import Field
 
 @mapped
 async def list_datasets(ctx: Context) -> DatasetList:
-    """List the datasets you can read: id, name, owner, live item count, and can_delete (whether you may
-    delete from it). Use the id or name with list_data, delete_data, empty_dataset or forget."""
+    """List the datasets you hold a permission on: id, name, owner, live item count, can_read and
+    can_delete. Use the id or name with list_data, delete_data, empty_dataset or forget."""
     return DatasetList(datasets=await (await memory(ctx)).datasets.list_datasets())
 
 

@@ -162,7 +162,7 @@ class Memory:
         if dry_run:
             plan = await self.plan(target)
             return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
-        plan = await deleter.execute(
+        plan, erased = await deleter.execute(
             self.engine,
             self.user,
             target,
@@ -170,7 +170,7 @@ class Memory:
             expected_fingerprint=expected_fingerprint,
             progress=progress,
         )
-        return build_report(plan, dry_run=False, executed=True, message=done_message(plan, erase))
+        return build_report(plan, dry_run=False, executed=True, message=done_message(plan, erase, erased))
 
     async def forget(
         self,

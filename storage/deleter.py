@@ -106,17 +106,18 @@ async def execute(
     erase: bool = True,
     expected_fingerprint: str | None = None,
     progress: Progress | None = None,
-) -> Plan:
-    """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply."""
+) -> tuple[Plan, bool]:
+    """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply. Returns the
+    plan carried out and whether its bytes were erased before returning."""
     async with engine.exclusive():
         plan = await make_plan(engine, user, target)
         if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
             raise PlanChanged(plan)
         if plan.empty:
-            return plan
+            return plan, erase
         journal_id = await _journal(engine, user, plan, erase)
-        await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
-    return plan
+        erased = await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
+    return plan, erased
 
 
 async def _journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
@@ -168,8 +169,9 @@ def _batches(values: tuple[str, ...] | list[str], size: int) -> list[list[str]]:
 
 async def apply(
     engine: Engine, journal_id: str, plan: Plan, *, erase: bool, user: str, progress: Progress | None = None
-) -> None:
-    """Steps 5–7 for a journaled plan; every step is idempotent, so a resume simply runs them again."""
+) -> bool:
+    """Steps 5–7 for a journaled plan; every step is idempotent, so a resume simply runs them again.
+    Returns whether the deleted bytes were erased before returning (never claimed when they were not)."""
     total = len(STEPS)
 
     async def tick(done: int, what: str) -> None:
@@ -218,13 +220,15 @@ async def apply(
         crash_point("after_purge")
         await tick(5, "metadata purged; audit recorded")
 
+    erased = False
     if erase:
         from memsweep.storage.recovery import erase_now
 
-        await erase_now(engine, vectors_rewritten=True)
-    else:
-        engine.schedule_erase()
-    await tick(6, "erased" if erase else "erase deferred to the background sweep")
+        erased = await erase_now(engine, vectors_rewritten=True)
+    if not erased:
+        engine.schedule_erase()  # erase=false, or an erase a busy reader kept from completing
+    await tick(6, "erased" if erased else "erase pending for the background sweep")
+    return erased
 
 
 def _graph_batches(plan: Plan) -> list[GraphDelete]:

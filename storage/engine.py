@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 # Background sweep for `erase=false`: this long after the last deferred delete, or at close.
 ERASE_DELAY_SECONDS = 5.0
+ERASE_MAX_DELAY_SECONDS = 120.0
 
 
 class Engine:
@@ -98,7 +99,8 @@ class Engine:
             from memsweep.storage.recovery import erase_if_pending
 
             async with self.exclusive(release=True):
-                await erase_if_pending(self)
+                if not await erase_if_pending(self):
+                    log.warning("an erase is still pending at close; the next start finishes it")
         except StoreUnavailable as exc:
             log.warning("deferred erase not run at close: %s", exc)
         finally:
@@ -152,12 +154,17 @@ class Engine:
         async def sweep() -> None:
             from memsweep.storage.recovery import erase_if_pending
 
-            await asyncio.sleep(ERASE_DELAY_SECONDS)
-            try:
-                async with self.exclusive():
-                    await erase_if_pending(self)
-            except StoreUnavailable as exc:
-                log.warning("background erase postponed: %s", exc)
+            delay = ERASE_DELAY_SECONDS
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    async with self.exclusive():
+                        if await erase_if_pending(self):
+                            return
+                except StoreUnavailable as exc:
+                    log.warning("background erase postponed: %s", exc)
+                # A reader in another process kept the checkpoint from completing: try again, less often.
+                delay = min(delay * 2, ERASE_MAX_DELAY_SECONDS)
 
         self._erase_task = asyncio.get_running_loop().create_task(sweep())
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_WAIT_MS = 2_000
 
 
 def sqlite_url(path: Path) -> str:
@@ -102,12 +103,29 @@ class MetadataStore:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def checkpoint(self) -> None:
-        """Move WAL pages into the main file and truncate the WAL (erasure of old page images)."""
+    async def checkpoint(self, wait_ms: int = CHECKPOINT_WAIT_MS) -> bool:
+        """Move WAL pages into the main file and truncate the WAL (erasure of old page images).
+
+        True only when it completed: a reader in another process (an open read transaction on an old
+        snapshot) makes SQLite give up with `busy`, and then the old page images are still in the WAL and
+        the deleted text still in the main file. Waits at most `wait_ms` for readers, not the 30 s busy
+        timeout of ordinary writes: the caller reports the erase as pending and the sweep retries."""
         if self.path is None:
-            return
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return True
+
+        def work() -> bool:
+            assert self._sync is not None
+            with self._sync.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+                try:
+                    busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                return int(busy) == 0
+
+        return await anyio.to_thread.run_sync(work)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -98,20 +98,26 @@ async def _mark_lost_graph(engine: Engine) -> None:
     await mark_for_rebuild(engine, graph=True)
 
 
-async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> None:
+async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> bool:
     """Rewrite what holds deleted bytes and drop old versions (ENGINES.md): LanceDB forced compaction and
     cleanup (unless the caller just did it), SQLite WAL checkpoint; the graph holds no content and the
-    cache zeroes on delete. `erase_pending` is cleared last, after the checkpoint, so a crash anywhere
-    before leaves it set and the next start erases again."""
+    cache zeroes on delete. Returns True only when every step completed. `erase_pending` is cleared last,
+    after a complete checkpoint, so a crash or a busy reader anywhere before leaves it set and the sweep
+    (or the next start) erases again."""
     if not vectors_rewritten:
         await engine.run(engine.vectors.erase)
     crash_point("mid_erase")
     await engine.run(engine.vectors.ensure_indexes)
-    await engine.meta.checkpoint()
+    if not await engine.meta.checkpoint():
+        log.warning("erase pending: another process is reading the metadata database; the sweep will retry")
+        return False
     await engine.meta.call(set_state, "erase_pending", None, write=True)
+    return True
 
 
-async def erase_if_pending(engine: Engine) -> None:
+async def erase_if_pending(engine: Engine) -> bool:
+    """Finish a recorded erase; True when nothing is left pending."""
     pending = await engine.meta.call(get_state, "erase_pending")
     if pending:
-        await erase_now(engine)
+        return await erase_now(engine)
+    return True

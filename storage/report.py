@@ -73,10 +73,18 @@ def build_report(
     return DeletionReport(**fields)
 
 
-def done_message(plan: Plan, erase: bool) -> str:
+def done_message(plan: Plan, erase: bool, erased: bool) -> str:
     if plan.empty:
         return "Nothing to delete: the plan was empty."
-    tail = " Erased from disk." if erase else " Bytes will be erased by the background sweep."
+    if erased:
+        tail = " Erased from disk."
+    elif erase:
+        tail = (
+            " The erase is pending: another process was reading the store, so the old bytes could not be "
+            "overwritten yet; the background sweep retries (at the latest when the server stops or next starts)."
+        )
+    else:
+        tail = " Bytes will be erased by the background sweep."
     return "Deleted " + describe(plan) + tail
 
 

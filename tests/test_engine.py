@@ -272,3 +272,44 @@ async def test_forgotten_from_memory_is_found_by_no_search(mem: Memory, how: str
     assert len(await mem.datasets.list_data("notes")) == 1  # metadata kept for the rebuild
     await mem.rebuild()
     assert [h.data_id for h in await mem.search("Reykjavik")] == [item.data_id]
+
+
+async def test_owners_cannot_probe_each_others_content(mem: Memory) -> None:
+    """deduplicated, files_kept and bytes_freed never depend on another owner's data (invariant 9)."""
+    text = "Alice's exact private sentence about the merger."
+    mine = await mem.add("notes", text=text)
+    bob = mem.as_user("bob")
+    theirs = await bob.add("guess", text=text)
+    assert not theirs.deduplicated
+    preview = await bob.datasets.delete_data(dataset_id="guess", data_id=theirs.data_id, dry_run=True)
+    assert (preview.files_deleted, preview.files_kept) == (1, 0) and preview.bytes_freed == len(text)
+    await bob.datasets.delete_data(dataset_id="guess", data_id=theirs.data_id)
+    assert (await mem.doctor()).consistent
+    assert [i.id for i in await mem.datasets.list_data("notes")] == [mine.data_id]
+    # within one owner, identical content is still stored once
+    again = await mem.add("more", text=text)
+    assert again.deduplicated
+    shared = await mem.datasets.delete_data(dataset_id="more", data_id=again.data_id, dry_run=True)
+    assert (shared.files_deleted, shared.files_kept) == (0, 1)
+
+
+async def test_a_shared_entity_forgets_what_a_deleted_item_said(mem: Memory) -> None:
+    from memsweep.storage.schema import entities
+    from sqlalchemy import select
+
+    from tests.test_erasure import _scan
+
+    first = await mem.add(
+        "deals",
+        text="ACME HOLDINGS is the target.",
+        entities=[{"name": "ACME HOLDINGS", "type": "target-qx", "description": "Confidential: codename QXBLUEHERON"}],
+    )
+    await mem.add("news", text="Acme Holdings reported results.", entities=[{"name": "Acme Holdings"}])
+    report = await mem.datasets.delete_data(dataset_id="deals", data_id=first.data_id)
+    assert report.nodes_kept_shared == 1
+    async with mem.engine.meta.read() as conn:
+        row = (await conn.execute(select(entities.c.name, entities.c.type, entities.c.description))).one()
+    assert tuple(row) == ("Acme Holdings", None, None)
+    for marker in (b"QXBLUEHERON", b"target-qx", b"ACME HOLDINGS"):
+        assert _scan(mem.settings.data_dir, marker) == [], marker
+    assert _scan(mem.settings.data_dir, b"Acme Holdings")  # positive control: the kept item's spelling

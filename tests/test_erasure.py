@@ -76,3 +76,41 @@ async def test_erase_false_defers_to_close(settings: Settings) -> None:
         assert any(_scan(settings.data_dir, v) for v in vectors)  # still on disk: erase was deferred
     for v in vectors:  # the sweep ran at close
         assert _scan(settings.data_dir, v) == []
+
+
+async def test_erase_blocked_by_a_reader_is_reported_pending_not_erased(settings: Settings) -> None:
+    """Another process holding a read snapshot on metadata.db keeps the WAL checkpoint from completing: the
+    call must not say "Erased from disk"; once the reader is gone, the sweep erases."""
+    import subprocess
+    import sys
+    import time
+
+    marker = "QXREADERBLOCKS9090"
+    async with Memory(settings) as mem:
+        for i in range(5):
+            await mem.add("filler", text=f"Filler memory {i}.")
+        gone = await mem.add("victim", text=f"Secret {marker} here.")
+        reader = subprocess.Popen(  # noqa: ASYNC220 (a real second process, started once)
+            [sys.executable, "-c", (
+                "import sqlite3, sys, time\n"
+                f"c = sqlite3.connect({str(settings.data_dir / 'metadata.db')!r}, isolation_level=None)\n"
+                "c.execute('BEGIN'); c.execute('SELECT count(*) FROM chunks').fetchone()\n"
+                "print('reading', flush=True); sys.stdin.readline()\n"
+            )],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+            started = time.monotonic()
+            report = await mem.datasets.delete_data(dataset_id="victim", data_id=gone.data_id)
+            assert time.monotonic() - started < 15  # not the 30 s busy timeout
+            assert "Erased from disk" not in report.message and "erase is pending" in report.message
+            assert _scan(settings.data_dir, marker.encode())  # honestly still there
+        finally:
+            assert reader.stdin is not None
+            reader.stdin.close()
+            reader.wait(timeout=30)
+            assert reader.stdout is not None
+            reader.stdout.close()
+    # closing runs the pending erase now that nobody reads
+    assert _scan(settings.data_dir, marker.encode()) == []

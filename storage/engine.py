@@ -54,6 +54,7 @@ class Engine:
         self.embedder = embedder
         self.vectors = LanceVectorStore(settings.data_dir / "vectors", embedder.dim)
         self.lock = lock
+        self._graph_mark = settings.data_dir / ".graph-open"
         self._write_lock = asyncio.Lock()
         self._release_handle: asyncio.TimerHandle | None = None
         self._erase_task: asyncio.Task[None] | None = None
@@ -119,8 +120,15 @@ class Engine:
             if not self.lock.held:
                 await self.run(self.lock.acquire, self.settings.lock_timeout_seconds)
                 try:
+                    unclean = await self.run(self._mark_graph_open)
                     await self.run(self.graph.open)
+                    if unclean:
+                        from memsweep.storage.maintenance import repair_graph_if_needed
+
+                        if await repair_graph_if_needed(self):
+                            self.graph.created = False  # rebuilt already: recovery need not do it again
                 except BaseException:
+                    await self.run(self.graph.close)
                     self.lock.release()
                     raise
             try:
@@ -137,9 +145,17 @@ class Engine:
         if not self._write_lock.locked():
             self._release_now()
 
+    def _mark_graph_open(self) -> bool:
+        """Record, in a file next to the lock, that this process holds the graph open; True when the mark
+        was already there, i.e. the previous holder died with the graph open (SIGKILL, power loss)."""
+        existed = self._graph_mark.exists()
+        self._graph_mark.touch()
+        return existed
+
     def _release_now(self) -> None:
         # Only called with no graph call in flight (the writer lock is free or held by the caller).
         self.graph.close()
+        self._graph_mark.unlink(missing_ok=True)  # a clean close: the next holder need not check the graph
         self.lock.release()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

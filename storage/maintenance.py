@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from memsweep.results import DoctorFinding, DoctorReport, RebuildReport
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
@@ -12,6 +14,7 @@ from memsweep.storage.vectors import VectorRow
 from sqlalchemy import select, update
 
 BATCH = 200
+log = logging.getLogger("memsweep.maintenance")
 
 
 async def rebuild(engine: Engine) -> RebuildReport:
@@ -136,7 +139,29 @@ async def doctor(engine: Engine, repair: bool = False) -> DoctorReport:
         )
 
 
-async def _check(engine: Engine) -> DoctorReport:
+GRAPH_KINDS = frozenset({"orphan_node", "missing_node", "dangling_provenance", "edge_mismatch", "phantom_edges"})
+
+
+async def repair_graph_if_needed(engine: Engine) -> bool:
+    """After an unclean stop (the previous holder of the directory died with the graph open): compare the
+    graph with the metadata and rebuild it if they differ. Kuzu lost a kept item's edge in 7 of 8 kills
+    right after an acknowledged delete (issue 10.9); the graph is derived, so it is rebuilt, never trusted.
+    Called under the lease, before anything reads the graph. Returns whether a rebuild was needed."""
+    report = await _check(engine, only_graph=True)
+    bad = [f for f in report.findings if f.kind in GRAPH_KINDS]
+    if not bad:
+        return False
+    log.warning(
+        "graph differs from metadata after an unclean stop (%s); rebuilding it",
+        ", ".join(f"{f.kind}={f.count}" for f in bad),
+    )
+    await mark_for_rebuild(engine, graph=True)
+    await engine.run(engine.graph.wipe)
+    await rebuild_locked(engine)
+    return True
+
+
+async def _check(engine: Engine, only_graph: bool = False) -> DoctorReport:
     findings: list[DoctorFinding] = []
 
     def find(kind: str, items: object, detail: str) -> None:
@@ -161,12 +186,6 @@ async def _check(engine: Engine) -> DoctorReport:
         [r for r in items if r.status == "ingesting"],
         "adds interrupted before they finished",
     )
-
-    vec_ok = {r.id for r in items if r.status == "active" and r.vectors_ok}
-    expected_vec = {c.id for c in crows if c.data_id in vec_ok}
-    actual_vec = await engine.run(engine.vectors.chunk_ids)
-    find("orphan_vector", actual_vec - expected_vec, "vector rows whose chunk is not live")
-    find("missing_vector", expected_vec - actual_vec, "live chunks without a vector row")
 
     g_ok = {r.id for r in items if r.status == "active" and r.graph_ok}
     g_chunks = {c.id: c.data_id for c in crows if c.data_id in g_ok}
@@ -198,18 +217,27 @@ async def _check(engine: Engine) -> DoctorReport:
         "edges the graph counts but cannot enumerate (Kuzu crash bug, kuzudb/kuzu#5954)",
     )
 
-    on_disk = set(await engine.run(lambda: list(engine.files.hashes())))
-    find("unreferenced_file", on_disk - owned, "owned files no live item references")
-    find(
-        "missing_file",
-        owned - on_disk,
-        "items whose stored file is gone (cannot be repaired: the bytes are lost)",
-    )
-    find("temp_file", await engine.run(engine.files.stray_temp_files), "temporary files of interrupted writes")
+    actual_vec: set[str] = set()
+    on_disk: set[str] = set()
+    cache_keys: set[str] = set()
+    if not only_graph:
+        vec_ok = {r.id for r in items if r.status == "active" and r.vectors_ok}
+        expected_vec = {c.id for c in crows if c.data_id in vec_ok}
+        actual_vec = await engine.run(engine.vectors.chunk_ids)
+        find("orphan_vector", actual_vec - expected_vec, "vector rows whose chunk is not live")
+        find("missing_vector", expected_vec - actual_vec, "live chunks without a vector row")
+        on_disk = set(await engine.run(lambda: list(engine.files.hashes())))
+        find("unreferenced_file", on_disk - owned, "owned files no live item references")
+        find(
+            "missing_file",
+            owned - on_disk,
+            "items whose stored file is gone (cannot be repaired: the bytes are lost)",
+        )
+        find("temp_file", await engine.run(engine.files.stray_temp_files), "temporary files of interrupted writes")
 
-    live_hashes = {engine.cache_key(c.text_hash) for c in crows if c.data_id in live}
-    cache_keys = await engine.run(engine.cache.keys)
-    find("orphan_cache", cache_keys - live_hashes, "cached embeddings of content no live item holds")
+        live_hashes = {engine.cache_key(c.text_hash) for c in crows if c.data_id in live}
+        cache_keys = await engine.run(engine.cache.keys)
+        find("orphan_cache", cache_keys - live_hashes, "cached embeddings of content no live item holds")
 
     checked = {
         "items": len(live),
@@ -232,7 +260,7 @@ async def _repair(engine: Engine, report: DoctorReport) -> None:
     # Derived stores that disagree with metadata are rebuilt whole rather than trusted row by row (Kuzu
     # miscounts after a crash). Marked first, wiped second: a crash in between leaves a pending rebuild.
     vectors_bad = bool(kinds & {"orphan_vector", "missing_vector"})
-    graph_bad = bool(kinds & {"orphan_node", "missing_node", "dangling_provenance", "edge_mismatch", "phantom_edges"})
+    graph_bad = bool(kinds & GRAPH_KINDS)
     if vectors_bad or graph_bad:
         await mark_for_rebuild(engine, graph=graph_bad, vectors=vectors_bad)
     if vectors_bad:

@@ -70,10 +70,10 @@ async def run_guarded(
     key = args_key(tool=tool, erase=erase, **binding)
     prune_off = _prune_off(ctx, target.kind)
 
-    def preview(p: Plan, message: str, *, token: bool = True) -> DeletionReport:
+    async def preview(p: Plan, message: str, *, token: bool = True) -> DeletionReport:
         if p.empty or not token:
             return build_report(p, dry_run=dry_run, executed=False, message=message)
-        tok, expires = st.guard.issue(user, tool, key, p.fingerprint)
+        tok, expires = await st.guard.issue(memory.engine.meta, user, tool, key, p.fingerprint)
         return build_report(
             p, dry_run=dry_run, executed=False, message=message,
             confirmation_required=True, confirm_token=tok, expires_at=expires,
@@ -81,9 +81,11 @@ async def run_guarded(
 
     if dry_run:
         if prune_off:
-            return preview(plan, f"Would delete {describe(plan)} {prune_disabled_message()}", token=False)
+            return await preview(plan, f"Would delete {describe(plan)} {prune_disabled_message()}", token=False)
         tail = " To run it, call again with the same arguments, dry_run=false and confirm_token."
-        return preview(plan, ("Would delete " + describe(plan) + tail) if not plan.empty else "Nothing to delete.")
+        return await preview(
+            plan, ("Would delete " + describe(plan) + tail) if not plan.empty else "Nothing to delete."
+        )
     if prune_off:
         raise PruneDisabled(prune_disabled_message() + " Nothing was deleted; a dry run still shows the plan.")
 
@@ -91,20 +93,20 @@ async def run_guarded(
         try:
             return await memory.run(target, erase=erase, expected_fingerprint=fingerprint, progress=progress_of(ctx))
         except PlanChanged as changed:
-            return preview(
+            return await preview(
                 changed.plan,
                 "The data changed since the preview, so nothing was deleted. This is the new plan: would delete "
                 + describe(changed.plan),
             )
 
     if confirm_token:
-        bound = st.guard.check(confirm_token, user, tool, key)
-        st.guard.revoke(confirm_token)  # single use: spent by this call whether it runs or finds a new plan
+        # Single use, enforced in the store: spent by this call whether it runs or finds a new plan.
+        bound = await st.guard.spend(memory.engine.meta, confirm_token, user, tool, key)
         return await execute(bound.fingerprint)
     if plan.empty:
         return await execute(plan.fingerprint)
     if isinstance(answer, AcceptedElicitation) and answer.data == SKIP:
-        return preview(
+        return await preview(
             plan,
             "Confirmation required: would delete " + describe(plan) + " Nothing was deleted yet. To proceed, "
             "call again with the same arguments and confirm_token.",

@@ -115,11 +115,16 @@ def _clean_entities(
         return norm
 
     if given is None and rels is None:
+        # What the built-in extractor finds is a hint, never a reason to refuse the memory: names are cut to
+        # the limit at a word boundary, and what still does not fit is dropped.
         names, pairs = extract_entities(text)
+        fitted: dict[str, str] = {}
         for n in names:
-            add(n)
-        triples = [(normalise_name(a), "mentioned_with", normalise_name(b)) for a, b in pairs]
-        return out, [t for t in triples if t[0] in out and t[2] in out and t[0] != t[2]]
+            cut = _fit_name(n, limits.max_name_chars)
+            if cut and normalise_name(cut) and len(out) < limits.max_entities_per_item:
+                fitted[n] = add(cut)
+        triples = [(fitted[a], "mentioned_with", fitted[b]) for a, b in pairs if a in fitted and b in fitted]
+        return out, [t for t in dict.fromkeys(triples) if t[0] != t[2]][: limits.max_relations_per_item]
     for ent in given or []:
         if not isinstance(ent, dict):
             raise InvalidInput('Each entity must be an object like {"name": "Alice", "type": "person"}.')
@@ -137,6 +142,15 @@ def _clean_entities(
             "per item. Nothing was stored."
         )
     return out, triples
+
+
+def _fit_name(name: str, limit: int) -> str:
+    """An extracted name shortened to `limit` characters, at a word boundary when there is one."""
+    name = " ".join(name.replace("\x00", " ").split())
+    if len(name) <= limit:
+        return name
+    cut = name[:limit]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,34 @@ def test_paths_that_must_not_be_read(live, tmp_path: Path) -> None:
     big.write_bytes(b"a" * 50_000_001)
     r = portal.call(client.call_tool, "add", {"dataset": "notes", "path": str(big)})
     assert r.is_error and "limit" in r.content[0].text
+
+
+PLAIN = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=2000)
+
+
+@given(text=st.one_of(PLAIN, st.lists(st.sampled_from(["Quarterly", "Planning", "Review", "Meeting", "Notes",
+                                                       "For", "The", "Atlas", "Project", "Team", "Alice",
+                                                       "O'Neil", "São", "Paulo", "X", "-", "."]),
+                                      max_size=400).map(" ".join)))  # fmt: skip
+@settings(
+    max_examples=int(os.environ.get("MEMSWEEP_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_extractor_never_makes_an_add_fail(live, text: str) -> None:
+    """No entities passed: whatever the built-in extractor finds in a text within the limits, the add works."""
+    portal, client = live
+    r = portal.call(client.call_tool, "add", {"dataset": "extracted", "text": text})
+    if text.strip():
+        assert not r.is_error, r.content[0].text
+    else:
+        assert r.is_error and "empty" in r.content[0].text
+
+
+def test_long_capitalised_runs_are_stored(live) -> None:
+    portal, client = live
+    agenda = "Agenda: " + " ".join(["Quarterly Planning Review Meeting Notes For The Atlas Project Team"] * 6)
+    guests = "Guests: " + ", ".join(f"Alexander Hamilton{i} Washington Jefferson Madison" for i in range(40))
+    for text in (agenda, guests):
+        r = portal.call(client.call_tool, "add", {"dataset": "extracted", "text": text})
+        assert not r.is_error, r.content[0].text

@@ -94,7 +94,7 @@ async def test_every_tool_and_token_flow(settings: Settings, mode: str) -> None:
         assert (await call(c, "list_datasets"))["datasets"][0]["items"] == 1
         # a token for other arguments is refused
         msg = await error(c, "empty_dataset", {"dataset_id": "trips", "confirm_token": first["confirm_token"]})
-        assert "different call" in msg
+        assert "different dataset" in msg
         # a token after the data changed: refused, fresh preview with a new token
         await call(c, "add", {"dataset": "notes", "text": "Alice likes tea."})
         changed = await call(c, "empty_dataset", {"dataset_id": "notes", "confirm_token": first["confirm_token"]})
@@ -192,3 +192,21 @@ async def test_stdio_subprocess(tmp_path: Path, mode: str) -> None:
         assert not r.is_error and r.structured_content["executed"]
         assert (await call(c, "list_datasets"))["datasets"][0]["owner"] == "stdio-user"
     assert progress == sorted(progress) and len(progress) >= 1
+
+
+async def test_token_from_one_process_confirms_in_another(tmp_path: Path) -> None:
+    """Clients that start a server per call (the Inspector's CLI, scripts): preview in one `memsweep serve`,
+    confirm in a fresh one; the token then stays spent in every process."""
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "d"))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    async with Client(params, mode="legacy") as first:
+        await call(first, "add", {"dataset": "notes", "text": "Alice moved to New York."})
+        preview = await call(first, "empty_dataset", {"dataset_id": "notes"})
+    assert preview["confirmation_required"] and preview["confirm_token"]
+    async with Client(params, mode="legacy") as second, Client(params, mode="legacy") as third:
+        done = await call(second, "empty_dataset", {"dataset_id": "notes", "confirm_token": preview["confirm_token"]})
+        assert done["executed"] and done["items"] == 1
+        await call(third, "add", {"dataset": "notes", "text": "A new note."})
+        again = await error(third, "empty_dataset", {"dataset_id": "notes", "confirm_token": preview["confirm_token"]})
+        assert "already used" in again
+        assert (await call(third, "list_datasets"))["datasets"][0]["items"] == 1

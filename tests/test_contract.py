@@ -27,3 +27,37 @@ async def test_readme_and_manifest_match_the_server(settings: Settings) -> None:
     import memsweep
 
     assert memsweep.__version__ == version
+
+
+async def test_every_result_matches_its_output_schema_with_formats(settings: Settings) -> None:
+    """What the MCP Inspector checks: structured content against the tool's output schema, formats included
+    (a naive `created_at` failed `format: date-time` as soon as one dataset existed)."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    checker = FormatChecker()
+    assert "date-time" in checker.checkers  # needs rfc3339-validator; without it formats pass unchecked
+    async with Client(create_server(settings.with_(allow_prune=True)), mode="legacy") as c:
+        schemas = {t.name: t.output_schema for t in (await c.list_tools()).tools}
+
+        async def checked(tool: str, args: dict) -> dict:  # type: ignore[type-arg]
+            r = await c.call_tool(tool, args)
+            assert not r.is_error, r.content[0].text
+            Draft202012Validator(schemas[tool], format_checker=checker).validate(r.structured_content)
+            return r.structured_content  # type: ignore[no-any-return]
+
+        a = await checked("add", {"dataset": "notes", "text": "Alice moved to Oslo.", "entities": [{"name": "Oslo"}]})
+        await checked("add", {"dataset": "trips", "text": "Bob flew to Oslo."})
+        await checked("search", {"query": "Oslo"})
+        listed = await checked("list_datasets", {})
+        assert listed["datasets"][0]["created_at"].endswith(("Z", "+00:00"))  # RFC 3339: UTC, offset given
+        await checked("list_data", {"dataset_id": "notes"})
+        await checked("delete_data", {"dataset_id": "notes", "data_id": a["data_id"], "dry_run": True})
+        preview = await checked("empty_dataset", {"dataset_id": "trips"})
+        assert preview["expires_at"].endswith(("Z", "+00:00"))
+        await checked("delete_all", {"dry_run": True})
+        await checked("forget", {"dataset": "notes", "dry_run": True})
+        await checked("prune", {"vector": True, "dry_run": True})
+        await checked("delete_data", {"dataset_id": "notes", "data_id": a["data_id"]})
+    bad = dict(listed["datasets"][0], created_at="2026-11-29T11:06:59.256269")
+    item_schema = {**schemas["list_datasets"], "$ref": "#/$defs/DatasetInfo"}
+    assert not Draft202012Validator(item_schema, format_checker=checker).is_valid(bad)

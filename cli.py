@@ -18,6 +18,36 @@ from typing import Any, NoReturn
 
 from memsweep.config import Settings
 
+# The engine's errors name tool arguments; a person at the terminal typed flags. Longest phrases first.
+_CLI_WORDS = (
+    ("`data_id`, `dataset`, or `everything=true`", "--item ID, --dataset NAME, or --everything"),
+    (
+        "`everything=true` cannot be combined with `data_id` or `dataset`",
+        "--everything cannot be combined with --item or --dataset",
+    ),
+    ("Give exactly one of `text` or `path`", "Give exactly one of TEXT or --file PATH"),
+    ("`copy=false` applies to files added by `path`", "--no-copy applies to files added with --file"),
+    ("call list_datasets or list_data", "run `memsweep datasets` or `memsweep ls DATASET`"),
+    ("call list_datasets", "run `memsweep datasets`"),
+    ("call list_data", "run `memsweep ls DATASET`"),
+    ("dry_run=true", "--dry-run"),
+    ("erase=false", "--keep-bytes"),
+    ("`path`", "--file"),
+    ("`text`", "TEXT"),
+    ("`limit`", "--limit"),
+    ("`query`", "QUERY"),
+    ("`dataset_id`", "DATASET"),
+    ("`dataset`", "DATASET"),
+    ("data_id", "ITEM"),
+)
+
+
+def in_cli_words(message: str) -> str:
+    """An engine message with tool argument names replaced by this command line's flags."""
+    for tool_words, cli_words in _CLI_WORDS:
+        message = message.replace(tool_words, cli_words)
+    return message
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
@@ -165,10 +195,10 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_run(settings, args))
     except (InvalidInput, NotFound) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_words(str(exc))}", file=sys.stderr)
         return 2
     except MemsweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 1

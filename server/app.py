@@ -1,6 +1,7 @@
 """The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it."""
 
 import asyncio
+import inspect
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -112,6 +113,14 @@ class MemsweepServer(MCPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app_states: list[AppState] = []
+
+    def add_tool(self, fn: Any, *args: Any, description: str | None = None, **kwargs: Any) -> None:
+        """Descriptions from docstrings without their source indentation and line wrapping (one paragraph per
+        blank-line-separated block): what an agent reads, in fewer tokens."""
+        if description is None and fn.__doc__:
+            blocks = inspect.cleandoc(fn.__doc__).split("\n\n")
+            description = "\n\n".join(" ".join(b.split()) for b in blocks)
+        super().add_tool(fn, *args, description=description, **kwargs)
 
     async def shutdown(self) -> None:
         """Close every open engine (runs a due erase, releases the data directory); idempotent."""

@@ -33,8 +33,8 @@ def _elicitation_supported(ctx: Context) -> bool:
 
 def prune_disabled_message() -> str:
     return (
-        "prune is disabled on this server: it bypasses permissions and wipes whole layers. "
-        "The operator can enable it with MEMSWEEP_ALLOW_PRUNE=1 or `memsweep serve --allow-prune`."
+        "Prune is disabled on this server: it bypasses permissions and wipes whole layers, so the operator "
+        "must enable it (MEMSWEEP_ALLOW_PRUNE=1 or `memsweep serve --allow-prune`)."
     )
 
 
@@ -87,7 +87,11 @@ async def run_guarded(
             plan, ("Would delete " + describe(plan) + tail) if not plan.empty else "Nothing to delete."
         )
     if prune_off:
-        raise PruneDisabled(prune_disabled_message() + " Nothing was deleted; a dry run still shows the plan.")
+        raise PruneDisabled(
+            "the operator has not enabled it on this server (it bypasses permissions and wipes whole layers). "
+            "Nothing was deleted; a dry run still shows the plan. The operator can enable it with "
+            "MEMSWEEP_ALLOW_PRUNE=1 or `memsweep serve --allow-prune`."
+        )
 
     async def execute(fingerprint: str | None) -> DeletionReport:
         try:

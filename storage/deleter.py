@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import anyio
 from memsweep.errors import InvalidInput, NotFound
@@ -85,7 +86,7 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
 
     def read(conn: Connection) -> Plan:
         scope, removed = _resolve(conn, user, target)
-        return plan_scope(
+        plan = plan_scope(
             conn,
             op=target.op,
             scope=scope,
@@ -94,8 +95,28 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )
+        return _with_dataset_names(conn, plan)
 
     return await engine.meta.call(read)
+
+
+MAX_DATASET_NAMES = 5
+
+
+def _with_dataset_names(conn: Connection, plan: Plan) -> Plan:
+    """The names of the datasets a plan touches, for the preview and the confirmation question (the person
+    should see *which* dataset goes, not only how much). Display only: not in the fingerprint or journal."""
+    if not plan.data_ids and not plan.dataset_ids:
+        return plan
+    holding = select(data.c.dataset_id).where(data.c.id.in_(plan.data_ids[:SQL_BATCH]))
+    ids = set(plan.dataset_ids) | {r[0] for r in conn.execute(holding.distinct())}
+    if len(plan.data_ids) > SQL_BATCH:  # large plans: count every dataset, name the first few
+        for part in _batches(plan.data_ids[SQL_BATCH:], SQL_BATCH):
+            ids |= {r[0] for r in conn.execute(select(data.c.dataset_id).where(data.c.id.in_(part)).distinct())}
+    names = conn.execute(
+        select(datasets.c.name).where(datasets.c.id.in_(sorted(ids))).order_by(datasets.c.name).limit(MAX_DATASET_NAMES)
+    )
+    return replace(plan, dataset_names=tuple(r[0] for r in names), datasets_touched=len(ids))
 
 
 async def execute(

@@ -26,17 +26,29 @@ def describe(plan: Plan) -> str:
         for layer, counts in plan.layers.items():
             done = [_n(v, _LABELS[k]) for k, v in counts.model_dump().items() if v]
             parts.append(f"{layer} layer: {', '.join(done) or 'nothing'}")
-        return "; ".join(parts) or "nothing in those layers"
+        return ("; ".join(parts) or "nothing in those layers") + "."
+    names = ""
+    if plan.dataset_names:
+        more = plan.datasets_touched - len(plan.dataset_names)
+        names = ", ".join(repr(n) for n in plan.dataset_names) + (f" and {more:,} more" if more > 0 else "")
+    where = f" from {'dataset' if plan.datasets_touched == 1 else 'datasets'} {names}" if names else ""
     if plan.memory_only:
-        what = f"the graph and vectors of {_n(len(plan.data_ids), 'item')} ({_n(c.vectors, 'vector')}, {_n(c.nodes_deleted, 'graph node')}); metadata and files are kept for rebuild"
+        what = (
+            f"the graph and vectors of {_n(len(plan.data_ids), 'item')}{where} ({_n(c.vectors, 'vector')}, "
+            f"{_n(c.nodes_deleted, 'graph node')}); metadata and files are kept for rebuild"
+        )
     else:
         what = (
             f"{_n(c.items, 'item')} ({_n(c.chunks, 'chunk')}, {_n(c.vectors, 'vector')}, "
             f"{_n(c.nodes_deleted, 'graph node')}, {_n(c.edges_deleted, 'edge')}, {_n(c.files_deleted, 'file')}, "
             f"{c.bytes_freed:,} bytes)"
         )
-        if c.datasets:
-            what += f" and {_n(c.datasets, 'dataset')}"
+        if c.datasets == 1 and names:
+            what += f" and the dataset {names}"
+        elif c.datasets:
+            what += f" and {_n(c.datasets, 'dataset')}" + (f" ({names})" if names else "")
+        else:
+            what += where
     kept = []
     if c.nodes_kept_shared:
         names = ", ".join(plan.kept_names[:5]) + (" …" if c.nodes_kept_shared > 5 else "")

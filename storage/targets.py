@@ -43,6 +43,8 @@ class Plan:
     meta_entity_ids: tuple[str, ...] = ()  # entity rows removed (no other live item references them)
     nodes_kept_shared: int = 0
     kept_names: tuple[str, ...] = ()  # shown in previews only; never journaled or logged
+    dataset_names: tuple[str, ...] = ()  # where the items are (up to MAX_DATASET_NAMES); shown only
+    datasets_touched: int = 0
     files_deleted: tuple[str, ...] = ()
     files_kept: int = 0
     bytes_freed: int = 0

@@ -126,3 +126,12 @@ def test_json_into_a_closed_pipe_is_quiet(run, tmp_path: Path) -> None:
         f"{sys.executable} -m memsweep ls notes --json | head -1", shell=True, env=env, capture_output=True, text=True
     )
     assert proc.stdout.strip() == "[" and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_errors_use_the_command_lines_words(run) -> None:
+    forget = run("forget")
+    assert "--item ID, --dataset NAME, or --everything" in forget.stderr and "data_id" not in forget.stderr
+    add = run("add", "notes")
+    assert "TEXT or --file PATH" in add.stderr and "`path`" not in add.stderr
+    bad_item = run("forget", "--item", "nope", "--yes")
+    assert "ITEM" in bad_item.stderr and "memsweep datasets" in bad_item.stderr and "list_data" not in bad_item.stderr

@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("grantee", nargs="?")
     tok.add_argument("--revoke", metavar="TOKEN", help="revoke this token")
     tok.add_argument("--revoke-all", action="store_true", help="revoke every token of the user")
+    inst = cmd("install", "add memsweep to an MCP client's config (claude, cursor, vscode)", json_flag=False)
+    inst.add_argument("client", choices=["claude", "cursor", "vscode"])
+    inst.add_argument("--config", help="the client's config file (default: where that client keeps it)")
+    inst.add_argument("--dry-run", action="store_true", help="print the change and write nothing")
     audit = cmd("audit", "who deleted what (ids and counts, never content)")
     audit.add_argument("--limit", type=_positive_int, default=50)
     return p
@@ -189,6 +193,8 @@ def _main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "install":
+        return _install(settings, args)
 
     if getattr(args, "file", None):
         args.file = os.path.abspath(args.file)  # relative to where the person ran the command
@@ -236,6 +242,32 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return run_until_stopped(
         server, lambda: server.run_streamable_http_async(host=args.host, port=args.port, transport_security=security)
     )
+
+
+def _install(settings: Settings, args: argparse.Namespace) -> int:
+    from memsweep import install
+    from memsweep.errors import InvalidInput
+
+    config = Path(args.config).expanduser() if args.config else install.default_config(args.client)
+    try:
+        change = install.plan(args.client, config, settings.data_dir.expanduser().absolute())
+        if not change.changed:
+            print(f"{config}: memsweep is already installed with these settings; nothing changed.")
+            return 0
+        if args.dry_run:
+            print(change.diff(), end="")
+            print("(dry run: nothing was written)", file=sys.stderr)
+            return 0
+        backup = install.apply(change)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {config}: {exc.strerror}. Nothing was changed.", file=sys.stderr)
+        return 1
+    saved = f" (the previous file is saved as {backup.name})" if backup else ""
+    print(f"added memsweep to {config}{saved}; restart {args.client} to load it.")
+    return 0
 
 
 def _version() -> str:

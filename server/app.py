@@ -139,7 +139,7 @@ class MemsweepServer(MCPServer):
                 f"changed; send valid UTF-8 text and call {name} again."
             )
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc, UnexpectedToolError):
                 raise
@@ -150,6 +150,21 @@ class MemsweepServer(MCPServer):
             prefix = f"Error executing tool {name}: "
             text = str(exc)
             raise ToolError(text.removeprefix(prefix)) from exc.__cause__
+        return _compact_text(result)
+
+
+def _compact_text(result: Any) -> Any:
+    """The text copy of a structured result as compact JSON: the SDK indents it, which made a default
+    list_data page 38,605 characters instead of 26,000 for the same content. Clients that read text (most
+    agents' models do) get every field, in fewer tokens."""
+    import json
+
+    from mcp.types import CallToolResult, TextContent
+
+    if isinstance(result, CallToolResult) and result.structured_content is not None and len(result.content) == 1:
+        compact = json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
+        return result.model_copy(update={"content": [TextContent(type="text", text=compact)]})
+    return result
 
 
 def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServer:

@@ -21,6 +21,7 @@ STEPS = (
     "mid_erase",
     "mid_add",
     "mid_rebuild",
+    "mid_compact",
 )
 
 

@@ -15,6 +15,7 @@ import importlib
 import re
 import shutil
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ class EmbeddedGraphStore:
         self._lock = threading.RLock()
         self._db: Any = None
         self._conn: Any = None
+        self._prepared: dict[str, Any] = {}  # query text → prepared statement of `_conn`
         self.buffer_mb = buffer_mb
         self.created = False  # true when open() found no graph file (the graph must be rebuilt)
 
@@ -118,6 +120,7 @@ class EmbeddedGraphStore:
             try:
                 self._db = self._mod.Database(str(self.path), **kwargs)
                 self._conn = self._mod.Connection(self._db)
+                self._prepared.clear()
                 for stmt in SCHEMA:
                     self._conn.execute(stmt)
             except Exception as exc:
@@ -129,6 +132,7 @@ class EmbeddedGraphStore:
 
     def close(self) -> None:
         with self._lock:
+            self._prepared.clear()
             if self._conn is not None:
                 self._conn.close()
             if self._db is not None:
@@ -144,7 +148,23 @@ class EmbeddedGraphStore:
             self._conn.close()
         except Exception:
             pass
+        self._prepared.clear()
         self._conn = self._mod.Connection(self._db)
+
+    def _execute(self, query: str, params: dict[str, Any]) -> Any:
+        """Run one parameterised statement through a prepared statement kept per query text.
+
+        Kuzu 0.11.3 leaks ~0.16 MB of native memory on every `execute(text, params)` (it prepares anew each
+        time): 2,000 small transactions took a bare process from 49 to 390 MB, and memsweep grew ~0.8 MB per
+        single add (issue 12). Reusing the prepared statement kept it flat at 65 MB. ladybug does not leak,
+        and the same path serves it. `prepare` is deprecated upstream but Kuzu is archived at 0.11.3."""
+        statement = self._prepared.get(query)
+        if statement is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                statement = self._conn.prepare(query)
+            self._prepared[query] = statement
+        return self._conn.execute(statement, params)
 
     def _run(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Run parameterised statements in one write transaction."""
@@ -159,7 +179,7 @@ class EmbeddedGraphStore:
                 raise StoreUnavailable(f"The graph refused a transaction: {exc}") from exc
             try:
                 for query, params in statements:
-                    self._conn.execute(query, params)
+                    self._execute(query, params)
                 self._conn.execute("COMMIT")
             except Exception:
                 try:
@@ -171,7 +191,9 @@ class EmbeddedGraphStore:
     def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
         with self._lock:
             self.open()
-            return self._conn.execute(query, params or {}).get_all()
+            if params:
+                return self._execute(query, params).get_all()  # type: ignore[no-any-return]
+            return self._conn.execute(query).get_all()  # type: ignore[no-any-return]
 
     # -- writes (MERGE and MATCH-by-key: every step can be re-run) --------------------------------------
     def add(self, change: GraphAdd) -> None:

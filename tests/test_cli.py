@@ -135,3 +135,29 @@ def test_errors_use_the_command_lines_words(run) -> None:
     assert "TEXT or --file PATH" in add.stderr and "`path`" not in add.stderr
     bad_item = run("forget", "--item", "nope", "--yes")
     assert "ITEM" in bad_item.stderr and "memsweep datasets" in bad_item.stderr and "list_data" not in bad_item.stderr
+
+
+def test_install_merges_backs_up_and_is_idempotent(run, tmp_path: Path) -> None:
+    config = tmp_path / "claude_desktop_config.json"
+    other = {"mcpServers": {"files": {"command": "npx", "args": ["-y", "some-server"]}}, "theme": "dark"}
+    config.write_text(json.dumps(other))
+    data_dir = tmp_path / "store"
+    dry = run("install", "claude", "--config", str(config), "--data-dir", str(data_dir), "--dry-run")
+    assert dry.returncode == 0 and '"memsweep"' in dry.stdout and json.loads(config.read_text()) == other
+    done = run("install", "claude", "--config", str(config), "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    written = json.loads(config.read_text())
+    assert written["theme"] == "dark" and written["mcpServers"]["files"] == other["mcpServers"]["files"]
+    entry = written["mcpServers"]["memsweep"]
+    assert entry == {"command": sys.executable, "args": ["-m", "memsweep", "serve", "--data-dir", str(data_dir)]}
+    backups = list(tmp_path.glob("claude_desktop_config.json.*.bak"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text()) == other
+    again = run("install", "claude", "--config", str(config), "--data-dir", str(data_dir))
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert len(list(tmp_path.glob("*.bak"))) == 1
+    vscode = tmp_path / "mcp.json"
+    assert run("install", "vscode", "--config", str(vscode), "--data-dir", str(data_dir)).returncode == 0
+    assert json.loads(vscode.read_text())["servers"]["memsweep"]["type"] == "stdio"
+    config.write_text("{not json")
+    bad = run("install", "cursor", "--config", str(config))
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr and config.read_text() == "{not json"

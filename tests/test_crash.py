@@ -106,7 +106,7 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
 def test_crash_points_cover_every_step() -> None:
     from memsweep.storage import faults
 
-    assert set(ALL_STEPS) | {"mid_add", "mid_rebuild"} == set(faults.STEPS)
+    assert set(ALL_STEPS) | {"mid_add", "mid_rebuild", "mid_compact"} == set(faults.STEPS)
     assert Path(faults.__file__).read_text().count("SIGKILL") >= 1
 
 
@@ -162,3 +162,37 @@ async def test_kill_right_after_an_acknowledged_delete(settings: Settings, tmp_p
             report = await mem.doctor()
             assert report.consistent, (round_, report.findings)
             assert sum(d.items for d in await mem.datasets.list_datasets()) == 5
+
+
+SINGLE_ADDS = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from memsweep.api import Memory
+    from memsweep.config import Settings
+
+    async def main(data_dir, backend):
+        async with Memory(Settings(data_dir=Path(data_dir), user="alice", graph_backend=backend)) as mem:
+            for i in range(70):  # past the fold threshold: the background compaction starts
+                await mem.add(f"ds{i % 3}", text=f"Single add {i} about Oslo.", entities=[{"name": "Oslo"}])
+                print("added", flush=True)
+            await asyncio.sleep(5)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_kill_during_background_compaction(settings: Settings) -> None:
+    env = dict(os.environ, MEMSWEEP_CRASH_AT="mid_compact")
+    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, timeout=120))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    async with Memory(settings) as mem:
+        report = await mem.doctor()
+        assert report.consistent, report.findings
+        acknowledged = proc.stdout.decode().count("added")
+        assert acknowledged >= 64  # the fold starts once 64 adds are unfolded
+        assert sum(d.items for d in await mem.datasets.list_datasets()) == acknowledged
+        assert mem.engine.vectors.count() == acknowledged
+        assert len(await mem.search("Single add 42 about Oslo", limit=100)) == acknowledged

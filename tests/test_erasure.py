@@ -114,3 +114,33 @@ async def test_erase_blocked_by_a_reader_is_reported_pending_not_erased(settings
             reader.stdout.close()
     # closing runs the pending erase now that nobody reads
     assert _scan(settings.data_dir, marker.encode()) == []
+
+
+async def test_background_compaction_keeps_erasure(settings: Settings) -> None:
+    """An agent's day: single adds (each one a fragment until the idle fold), deletes with and without erase
+    between them; after the folds, no deleted byte is back and the kept ones are all there."""
+    import anyio
+    from memsweep.storage.engine import COMPACT_MAX_COMMITS
+
+    gone_markers, kept = [], []
+    async with Memory(settings) as mem:
+        for i in range(COMPACT_MAX_COMMITS + 40):
+            item = await mem.add("day", text=f"Turn {i}: QXDAY{i:04d}MARK noted.")
+            if i % 10 == 3:
+                gone_markers.append((f"QXDAY{i:04d}MARK", await _vector_bytes(mem, item.data_id)))
+                await mem.datasets.delete_data(dataset_id="day", data_id=item.data_id, erase=i % 20 == 3)
+            else:
+                kept.append(item)
+            if i % 25 == 0:
+                await anyio.sleep(0.4)  # an idle gap: the fold runs
+        await anyio.sleep(1.0)
+        assert mem.engine.vectors.commits_since_compact == 0  # folded in the background
+        import lance
+
+        assert len(lance.dataset(str(mem.engine.vectors.uri)).get_fragments()) <= 2
+        for vec in await _vector_bytes(mem, kept[-1].data_id):
+            assert _scan(settings.data_dir, vec)  # positive control
+    for marker, vectors in gone_markers:
+        assert _scan(settings.data_dir, marker.encode()) == [], marker
+        for vec in vectors:
+            assert _scan(settings.data_dir, vec) == []

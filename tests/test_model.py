@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from memsweep.api import Memory
 from memsweep.config import Settings
-from memsweep.storage.files import sha256_bytes
+from memsweep.storage.files import owner_key, sha256_bytes
 from memsweep.storage.ids import entity_id, normalise_name
 
 DATASETS = ["alpha", "beta", "gamma"]
@@ -123,7 +123,7 @@ class Store(RuleBasedStateMachine):
         vectors = engine.vectors.count()
         assert vectors == sum(1 for v in self.items.values() if v["vectors"])  # one chunk per short text
         files = set(engine.files.hashes())
-        assert files == {sha256_bytes(v["text"].encode()) for v in self.items.values() if v["file"]}
+        assert files == {owner_key(owner, sha256_bytes(v["text"].encode())) for v in self.items.values() if v["file"]}
         report = self.run(self.mem.doctor())
         assert report.consistent, report.findings
 

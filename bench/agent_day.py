@@ -1,0 +1,172 @@
+"""The agent's real day (issue 12), run by hand: one long-lived `memsweep serve` over stdio, driven by the
+real MCP client the way a desktop agent drives it: single adds (short texts with entities, mixed datasets),
+a search every 3 adds, a delete_data every 20, an empty_dataset every 2,000, and idle gaps.
+
+    python bench/agent_day.py --adds 10000 [--gap-max 3.0] [--compress 0.01] [--out bench/out/agent_day.json]
+
+`--compress` multiplies every idle gap (0.01: a 3 s gap becomes 30 ms) for quick runs; the gaps are drawn
+uniformly in [0, gap-max]. Every `--every` adds it records the server's RSS (from /proc, the server
+process itself), the data directory's size, LanceDB fragments and versions, and per operation the p50 and
+p95 of the last window, and prints a table row. Numbers are warm (one server for the whole run) and
+single-item (no batches): the workload of a user's session, not of a bulk load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Oslo", "Lisbon", "Atlas", "Orion", "Acme", "Quartz", "Nova"]
+
+
+def server_pid() -> int | None:
+    """The `memsweep serve` child of this process (the SDK does not expose it)."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == me and b"memsweep" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def lance_state(data_dir: Path) -> tuple[int, int]:
+    import lance
+
+    uri = data_dir / "vectors" / "chunks.lance"
+    if not uri.exists():
+        return 0, 0
+    ds = lance.dataset(str(uri))
+    return len(ds.get_fragments()), len(ds.versions())
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def run(args: argparse.Namespace) -> dict:
+    rng = random.Random(args.seed)
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="agent-day-")) / "d"
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    rows: list[dict] = []
+    window: dict[str, list[float]] = {}
+    live: dict[str, list[str]] = {}
+
+    async def timed(c: Client, op: str, tool: str, arguments: dict) -> dict:
+        start = time.perf_counter()
+        r = await c.call_tool(tool, arguments)
+        window.setdefault(op, []).append((time.perf_counter() - start) * 1000)
+        assert not r.is_error, r.content[0].text
+        return r.structured_content or {}
+
+    async with Client(params, mode="legacy") as c:
+        start = time.perf_counter()
+        await timed(c, "first_call", "list_datasets", {})
+        first_call_ms = (time.perf_counter() - start) * 1000
+        pid = server_pid()
+        assert pid is not None, "could not find the server process"
+        print(f"server pid {pid}; first call {first_call_ms:.0f} ms; RSS {rss_mb(pid):.0f} MB", flush=True)
+        print(
+            f"{'adds':>6} {'rss MB':>7} {'dir MB':>7} {'frags':>5} {'vers':>5}  p50/p95 ms: add, search, delete, delete-after-idle"
+        )
+        for i in range(1, args.adds + 1):
+            ds = f"ds{rng.randrange(8)}"
+            names = rng.sample(NAMES, 2)
+            added = await timed(c, "add", "add", {
+                "dataset": ds, "text": f"Turn {i}: {names[0]} talked with {names[1]} about item {rng.randrange(10**6)}.",
+                "entities": [{"name": n} for n in names],
+            })  # fmt: skip
+            live.setdefault(ds, []).append(added["data_id"])
+            gap = rng.uniform(0, args.gap_max) * args.compress
+            if i % 3 == 0:
+                await timed(c, "search", "search", {"query": f"{names[0]} {names[1]}"})
+            if i % 20 == 0:
+                victim_ds = rng.choice([d for d, ids in live.items() if ids])
+                victim = live[victim_ds].pop(rng.randrange(len(live[victim_ds])))
+                # a delete after an idle gap is the sporadic delete of a real session (issue 12.4)
+                op = "delete_after_idle" if gap > 0.6 else "delete"
+                await asyncio.sleep(gap)
+                gap = 0
+                await timed(c, op, "delete_data", {"dataset_id": victim_ds, "data_id": victim})
+            if i % 2000 == 0:
+                victim_ds = rng.choice(sorted(live))
+                preview = await timed(c, "empty_preview", "empty_dataset", {"dataset_id": victim_ds})
+                if preview.get("confirm_token"):
+                    await timed(c, "empty_dataset", "empty_dataset",
+                                {"dataset_id": victim_ds, "confirm_token": preview["confirm_token"]})  # fmt: skip
+                live[victim_ds] = []
+            await asyncio.sleep(gap)
+            if i % args.every == 0:
+                frags, versions = lance_state(data_dir)
+                row = {
+                    "adds": i, "rss_mb": round(rss_mb(pid), 1), "dir_mb": round(dir_mb(data_dir), 2),
+                    "fragments": frags, "versions": versions,
+                    **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
+                    **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
+                }  # fmt: skip
+                rows.append(row)
+                cells = [f"{pct(window.get(o, []), 0.5):.0f}/{pct(window.get(o, []), 0.95):.0f}"
+                         for o in ("add", "search", "delete", "delete_after_idle")]  # fmt: skip
+                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5}  {'  '.join(cells)}",
+                      flush=True)  # fmt: skip
+                window = {}
+        await asyncio.sleep(args.idle_end)
+        idle_rss = rss_mb(pid)
+        print(f"idle {args.idle_end:.0f} s at the end: RSS {idle_rss:.0f} MB", flush=True)
+    result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "rows": rows}
+    if rows:
+        first = next((r for r in rows if r["adds"] >= 1000), rows[0])
+        print(f"RSS at {rows[-1]['adds']} adds / at {first['adds']}: {rows[-1]['rss_mb'] / first['rss_mb']:.2f}x "
+              f"(target ≤ 1.2x and < 350 MB); median add {statistics.median([r.get('add_p50', 0) for r in rows]):.1f} ms")  # fmt: skip
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--adds", type=int, default=10_000)
+    ap.add_argument("--gap-max", type=float, default=3.0)
+    ap.add_argument("--compress", type=float, default=1.0)
+    ap.add_argument("--every", type=int, default=500)
+    ap.add_argument("--idle-end", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--data-dir")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    result = asyncio.run(run(args))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

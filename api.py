@@ -19,11 +19,15 @@ from memsweep.results import (
     RebuildReport,
     SearchHit,
 )
-from memsweep.storage import deleter, ingest, maintenance, queries
-from memsweep.storage.deleter import Progress
+from memsweep.storage.admin import maintenance, queries
+from memsweep.storage.deletion import deleter
+from memsweep.storage.deletion.deleter import Progress
+from memsweep.storage.deletion.report import build_report, done_message, preview_message
+from memsweep.storage.deletion.targets import Plan, Target, forget_target, prune_target
 from memsweep.storage.engine import Engine
-from memsweep.storage.report import build_report, done_message, preview_message
-from memsweep.storage.targets import Plan, Target, forget_target, prune_target
+from memsweep.storage.ingest import adding as ingest
+from memsweep.storage.ingest import rebuild
+from memsweep.storage.lifecycle import open_engine
 
 __all__ = ["Memory", "forget_target", "prune_target"]
 
@@ -58,7 +62,7 @@ class Memory:
         return self._engine
 
     async def __aenter__(self) -> Memory:
-        self._engine = await Engine.open(self.settings)
+        self._engine = await open_engine(self.settings)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -111,7 +115,7 @@ class Memory:
         return await queries.search(self.engine, self.user, query, dataset, limit)
 
     async def rebuild(self) -> RebuildReport:
-        return await maintenance.rebuild(self.engine)
+        return await rebuild.rebuild(self.engine)
 
     async def doctor(self, repair: bool = False) -> DoctorReport:
         return await maintenance.doctor(self.engine, repair)

@@ -372,7 +372,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _token(settings: Settings, args: argparse.Namespace) -> int:
     from memsweep.server.auth import create_token, revoke_tokens
-    from memsweep.storage.metadata import MetadataStore, sqlite_url
+    from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     meta = await MetadataStore.open(settings.metadata_url or sqlite_url(settings.data_dir / "metadata.db"))
@@ -397,7 +397,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _delete(mem: Any, args: argparse.Namespace) -> int:
     from memsweep.api import forget_target, prune_target
-    from memsweep.storage.deleter import Target
+    from memsweep.storage.deletion.deleter import Target
 
     erase = not getattr(args, "keep_bytes", False)
     if args.command == "rm":

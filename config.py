@@ -27,7 +27,7 @@ def _env_number(name: str, default: float, kind: type = float) -> float:
     if not raw:
         return default
     try:
-        value = kind(raw)
+        value: float = kind(raw)
     except ValueError:
         value = 0
     if value <= 0:

@@ -1,20 +1,20 @@
-"""The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it."""
+"""The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it.
+The app imports the tools (to register them); the tools import only `server.state`, never this module."""
 
-import asyncio
 import inspect
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
+from mcp_types import Icon, ToolAnnotations
 from memsweep import __version__
 from memsweep.config import Settings
 from memsweep.server.guard import Guard
+from memsweep.server.state import AppState
 
 INSTRUCTIONS = (
     "memsweep stores an agent's memories (add, search) and removes them exactly. Every deleting tool "
@@ -23,86 +23,6 @@ INSTRUCTIONS = (
     "directly when the client supports it, otherwise the result carries a confirm_token to pass back in "
     "the same call. Deletions erase the bytes from disk unless erase=false."
 )
-
-
-@dataclass
-class AppState:
-    """Lifespan state. The engine opens in the background as the server starts: `tools/list` is answered
-    without waiting for lancedb's ~2 s import, and the first tool call waits for the open to finish."""
-
-    settings: Settings
-    guard: Guard
-    require_token: bool = False
-    _memory: Any = None  # memsweep.api.Memory once open
-    _opening: "asyncio.Task[Any] | None" = None
-    _closing: "asyncio.Task[None] | None" = None
-
-    def start_opening(self) -> None:
-        self._opening = asyncio.get_running_loop().create_task(self._open())
-
-    async def _open(self) -> Any:
-        # The heavy imports run in a worker thread so the event loop keeps answering meanwhile.
-        await anyio.to_thread.run_sync(_preload)
-        from memsweep.api import Memory
-
-        memory = Memory(self.settings)
-        await memory.__aenter__()
-        self._memory = memory
-        return memory
-
-    async def memory(self) -> Any:
-        if self._memory is not None:
-            return self._memory
-        if self._opening is None or (self._opening.done() and self._opening.exception() is not None):
-            self._opening = asyncio.get_running_loop().create_task(self._open())  # retry after a failed open
-        return await asyncio.shield(self._opening)
-
-    async def close(self) -> None:
-        """Idempotent, and safe to call twice at once (a signal can arrive while the lifespan closes)."""
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close())
-        await asyncio.shield(self._closing)
-
-    async def _close(self) -> None:
-        if self._opening is not None and not self._opening.done():
-            try:
-                await self._opening
-            except Exception:
-                pass
-        if self._memory is not None:
-            await self._memory.close()
-
-
-def _preload() -> None:
-    import lancedb  # noqa: F401
-    import memsweep.api
-    import memsweep.storage.vectors  # noqa: F401
-
-
-def state(ctx: Context) -> AppState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
-
-
-def caller(ctx: Context) -> str:
-    """Who is calling: the bearer token's user over HTTP, else MEMSWEEP_USER."""
-    from memsweep.errors import PermissionDenied
-    from memsweep.server.auth import current_user
-
-    user = current_user()
-    if user is not None:
-        return user
-    if state(ctx).require_token:  # never fall back to the default user over HTTP
-        raise PermissionDenied("This server needs a bearer token; none was presented. Nothing was done.")
-    return state(ctx).settings.user
-
-
-def progress_of(ctx: Context):  # type: ignore[no-untyped-def]
-    """Report the delete path's steps as MCP progress notifications (increasing)."""
-
-    async def report(done: int, total: int, what: str) -> None:
-        await ctx.report_progress(done, total, what)
-
-    return report
 
 
 class MemsweepServer(MCPServer):
@@ -114,13 +34,23 @@ class MemsweepServer(MCPServer):
         super().__init__(*args, **kwargs)
         self.app_states: list[AppState] = []
 
-    def add_tool(self, fn: Any, *args: Any, description: str | None = None, **kwargs: Any) -> None:
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
         """Descriptions from docstrings without their source indentation and line wrapping (one paragraph per
         blank-line-separated block): what an agent reads, in fewer tokens."""
         if description is None and fn.__doc__:
             blocks = inspect.cleandoc(fn.__doc__).split("\n\n")
             description = "\n\n".join(" ".join(b.split()) for b in blocks)
-        super().add_tool(fn, *args, description=description, **kwargs)
+        super().add_tool(fn, name, title, description, annotations, icons, meta, structured_output)
 
     async def shutdown(self) -> None:
         """Close every open engine (runs a due erase, releases the data directory); idempotent."""
@@ -187,12 +117,15 @@ def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServ
     if http_url is not None:
         from mcp.server.auth.settings import AuthSettings
         from memsweep.server.auth import StoredTokenVerifier
+        from pydantic import AnyHttpUrl
 
         auth_kwargs = {
             "token_verifier": StoredTokenVerifier(settings.data_dir, settings.metadata_url),
             # Our verifier maps each token to its user itself; tokens are not issued for other resources.
             "auth": AuthSettings(
-                issuer_url=http_url, resource_server_url=f"{http_url}/mcp", validate_token_resource=False
+                issuer_url=AnyHttpUrl(http_url),
+                resource_server_url=AnyHttpUrl(f"{http_url}/mcp"),
+                validate_token_resource=False,
             ),
         }
     server = MemsweepServer(

@@ -11,8 +11,8 @@ from pathlib import Path
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from memsweep.storage import access
-from memsweep.storage.metadata import MetadataStore, sqlite_url
-from memsweep.storage.schema import api_tokens
+from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
+from memsweep.storage.stores.schema import api_tokens
 from sqlalchemy import select, update
 
 PREFIX = "mst_"

@@ -6,16 +6,18 @@ tool answers with the preview and a token. The question shows the plan's counts 
 answer counts only for the plan it was given for, and the plan is checked again before anything goes.
 """
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from inspect import Parameter, Signature
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, Elicit
+from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from memsweep.errors import PruneDisabled
 from memsweep.results import DeletionReport
-from memsweep.server.app import caller, progress_of, state
 from memsweep.server.guard import args_key
-from memsweep.storage.report import build_report, describe
-from memsweep.storage.targets import Plan, PlanChanged, Target
+from memsweep.server.state import caller, progress_of, state, tool_memory
+from memsweep.storage.deletion.report import build_report, describe
+from memsweep.storage.deletion.targets import Plan, PlanChanged, Target
 from pydantic import BaseModel, Field
 
 SKIP = "no-question"
@@ -42,6 +44,52 @@ def _prune_off(ctx: Context, kind: str) -> bool:
     return kind == "prune" and not state(ctx).settings.allow_prune
 
 
+def guarded_resolvers(
+    target_args: tuple[str, ...],
+    target_of: Callable[..., Target],
+    *,
+    asks: Callable[..., bool] = lambda **_args: True,
+) -> tuple[Callable[..., Awaitable[Plan]], Callable[..., Elicit[ConfirmDeletion] | str]]:
+    """The plan resolver and the ask resolver of a guarded tool, from the names of the tool arguments that
+    make its target and the function that makes it (`asks`: whether these arguments need a confirmation at
+    all, e.g. forget of one item does not). The SDK binds resolver parameters to tool arguments by name, so
+    the two functions get signatures naming exactly those arguments; adding a guarded tool is then one
+    line here and the tool itself."""
+    ctx_param = Parameter("ctx", Parameter.POSITIONAL_OR_KEYWORD, annotation=Context)
+    named = [Parameter(n, Parameter.KEYWORD_ONLY) for n in target_args]
+
+    async def plan(ctx: Context, **args: Any) -> Plan:
+        from memsweep.errors import MemsweepError
+        from memsweep.server.errors import tool_error
+
+        try:
+            return await (await tool_memory(ctx)).plan(target_of(**args))
+        except MemsweepError as exc:
+            raise tool_error(exc) from exc
+
+    setattr(plan, "__signature__", Signature([ctx_param, *named], return_annotation=Plan))  # noqa: B010
+    plan.__annotations__ = {"ctx": Context, "return": Plan}
+
+    def ask_resolver(**kwargs: Any) -> Elicit[ConfirmDeletion] | str:
+        ctx, plan_ = kwargs.pop("ctx"), kwargs.pop("plan")
+        dry_run, confirm_token = kwargs.pop("dry_run"), kwargs.pop("confirm_token")
+        return ask(ctx, plan_, dry_run, confirm_token) if asks(**kwargs) else SKIP
+
+    planned = Annotated[Plan, Resolve(plan)]
+    ask_signature = Signature(
+        [
+            ctx_param,
+            Parameter("dry_run", Parameter.KEYWORD_ONLY, annotation=bool),
+            Parameter("confirm_token", Parameter.KEYWORD_ONLY, annotation=str | None),
+            Parameter("plan", Parameter.KEYWORD_ONLY, annotation=planned),
+            *named,
+        ]
+    )
+    setattr(ask_resolver, "__signature__", ask_signature)  # noqa: B010
+    ask_resolver.__annotations__ = {"ctx": Context, "plan": planned, "return": Elicit[ConfirmDeletion] | str}
+    return plan, ask_resolver
+
+
 def ask(ctx: Context, plan: Plan, dry_run: bool, confirm_token: str | None) -> Elicit[ConfirmDeletion] | str:
     """The resolver body: ask the person, or not (token path, dry run, empty plan, disabled prune)."""
     if dry_run or confirm_token or plan.empty or not _elicitation_supported(ctx):
@@ -66,7 +114,7 @@ async def run_guarded(
 ) -> DeletionReport:
     st = state(ctx)
     user = caller(ctx)
-    memory = (await st.memory()).as_user(user, remote=st.require_token)
+    memory = await tool_memory(ctx)
     key = args_key(tool=tool, erase=erase, **binding)
     prune_off = _prune_off(ctx, target.kind)
 
@@ -109,7 +157,7 @@ async def run_guarded(
         return await execute(bound.fingerprint)
     if plan.empty:
         return await execute(plan.fingerprint)
-    if isinstance(answer, AcceptedElicitation) and answer.data == SKIP:
+    if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, str):  # the resolver asked nothing
         return await preview(
             plan,
             "Confirmation required: would delete " + describe(plan) + " Nothing was deleted yet. To proceed, "

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from memsweep.errors import ConfirmationRequired
-from memsweep.storage.metadata import MetadataStore
-from memsweep.storage.schema import confirm_tokens
+from memsweep.storage.stores.metadata import MetadataStore
+from memsweep.storage.stores.schema import confirm_tokens
 from sqlalchemy import Connection, delete, select, update
 
 # Spent and expired tokens are kept this long (so a late retry is told "already used", not "unknown").

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage.ids import is_uuid, new_id
-from memsweep.storage.schema import acl, datasets, users
-from sqlalchemy import Connection, or_, select
+from memsweep.storage.stores.schema import acl, datasets, users
+from sqlalchemy import ColumnElement, Connection, Select, or_, select
 
 PERMISSIONS = ("read", "write", "delete", "share")
 
@@ -39,7 +39,7 @@ def check_user_name(name: str) -> str:
 def user_id(conn: Connection, name: str, *, create: bool) -> str | None:
     row = conn.execute(select(users.c.id).where(users.c.name == name)).first()
     if row:
-        return row[0]
+        return str(row[0])
     if not create:
         return None
     uid = new_id()
@@ -56,7 +56,7 @@ def permissions(conn: Connection, uid: str | None, ds: DatasetRow) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _dataset_select():  # type: ignore[no-untyped-def]
+def _dataset_select() -> Select[tuple[str, str, str, str, datetime]]:
     return select(
         datasets.c.id,
         datasets.c.name,
@@ -66,13 +66,13 @@ def _dataset_select():  # type: ignore[no-untyped-def]
     ).join(users, users.c.id == datasets.c.owner_id)
 
 
-def readable_condition(uid: str):  # type: ignore[no-untyped-def]
+def readable_condition(uid: str) -> ColumnElement[bool]:
     """Datasets whose content the caller may read (search, list_data)."""
     shared = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "read")
     return or_(datasets.c.owner_id == uid, datasets.c.id.in_(shared))
 
 
-def visible_condition(uid: str):  # type: ignore[no-untyped-def]
+def visible_condition(uid: str) -> ColumnElement[bool]:
     """Datasets the caller holds any permission on: they exist for the caller, who may do what the grant says
     (a `delete` grant alone lets its holder delete through every tool; reading still needs `read`)."""
     shared = select(acl.c.dataset_id).where(acl.c.user_id == uid)

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from memsweep.config import Settings
 from memsweep.errors import StoreUnavailable
-from memsweep.storage.cache import SqliteEmbeddingCache
-from memsweep.storage.embed import Embedder, make_embedder
-from memsweep.storage.files import LocalFileStore
-from memsweep.storage.graph import EmbeddedGraphStore
-from memsweep.storage.lock import IDLE_RELEASE_SECONDS, DirLock
-from memsweep.storage.metadata import MetadataStore, sqlite_url
+from memsweep.storage.ingest.embedding import Embedder, make_embedder
+from memsweep.storage.stores.cache import SqliteEmbeddingCache
+from memsweep.storage.stores.files import LocalFileStore
+from memsweep.storage.stores.graph import EmbeddedGraphStore
+from memsweep.storage.stores.lock import IDLE_RELEASE_SECONDS, DirLock
+from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
 
 log = logging.getLogger("memsweep.engine")
 T = TypeVar("T")
@@ -33,6 +34,26 @@ ERASE_MAX_DELAY_SECONDS = 120.0
 # Fold vector fragments this long after the last write, or at once after this many unfolded adds.
 IDLE_COMPACT_SECONDS = 0.2
 COMPACT_MAX_COMMITS = 64
+
+
+async def _nothing_pending(_engine: Engine) -> bool:
+    return True
+
+
+async def _nothing_to_repair(_engine: Engine) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the engine calls back into, supplied by the layer that composes it (storage/lifecycle.py). The
+    engine knows *when* (a stop, the background sweep, a lease taken after an unclean stop); the delete
+    path and maintenance know *how*. This keeps the facade free of imports from the rooms above it."""
+
+    # Finish a recorded erase; True when nothing is left pending.
+    erase_pending: Callable[[Engine], Awaitable[bool]] = _nothing_pending
+    # The previous holder died with the graph open: check it and repair; True when it was rebuilt.
+    after_unclean_stop: Callable[[Engine], Awaitable[bool]] = _nothing_to_repair
 
 
 class Engine:
@@ -46,7 +67,7 @@ class Engine:
         embedder: Embedder,
         lock: DirLock,
     ) -> None:
-        from memsweep.storage.vectors import LanceVectorStore
+        from memsweep.storage.stores.vectors import LanceVectorStore
 
         self.settings = settings
         self.data_dir = settings.data_dir
@@ -62,10 +83,13 @@ class Engine:
         self._idle_task: asyncio.Task[None] | None = None
         self._erase_task: asyncio.Task[None] | None = None
         self.closed = False
+        self.hooks = Hooks()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @classmethod
-    async def open(cls, settings: Settings) -> Engine:
+    async def open(cls, settings: Settings, hooks: Hooks | None = None) -> Engine:
+        """The stores, opened and wired. Recovery is not run here: the layer that composes the engine does it
+        (storage/lifecycle.py), so nothing below the facade is imported by it."""
         data_dir = settings.data_dir.expanduser()
         settings = settings.with_(data_dir=data_dir)
         try:
@@ -83,14 +107,7 @@ class Engine:
             embedder,
             DirLock(data_dir / ".memsweep.lock"),
         )
-        try:
-            from memsweep.storage.recovery import recover
-
-            async with engine.exclusive():
-                await recover(engine)
-        except BaseException:
-            await engine.close()
-            raise
+        engine.hooks = hooks or Hooks()
         return engine
 
     async def close(self) -> None:
@@ -101,10 +118,8 @@ class Engine:
                 task.cancel()
         self._erase_task = self._idle_task = None
         try:
-            from memsweep.storage.recovery import erase_if_pending
-
             async with self.exclusive(release=True):
-                if not await erase_if_pending(self):
+                if not await self.hooks.erase_pending(self):
                     log.warning("an erase is still pending at close; the next start finishes it")
         except StoreUnavailable as exc:
             log.warning("deferred erase not run at close: %s", exc)
@@ -127,9 +142,7 @@ class Engine:
                     unclean = await self.run(self._mark_graph_open)
                     await self.run(self.graph.open)
                     if unclean:
-                        from memsweep.storage.maintenance import repair_graph_if_needed
-
-                        if await repair_graph_if_needed(self):
+                        if await self.hooks.after_unclean_stop(self):
                             self.graph.created = False  # rebuilt already: recovery need not do it again
                 except BaseException:
                     await self.run(self.graph.close)
@@ -183,14 +196,12 @@ class Engine:
             return
 
         async def sweep() -> None:
-            from memsweep.storage.recovery import erase_if_pending
-
             delay = ERASE_DELAY_SECONDS
             while True:
                 await asyncio.sleep(delay)
                 try:
                     async with self.exclusive():
-                        if await erase_if_pending(self):
+                        if await self.hooks.erase_pending(self):
                             return
                 except StoreUnavailable as exc:
                     log.warning("background erase postponed: %s", exc)

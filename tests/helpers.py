@@ -3,7 +3,7 @@
 from typing import Any
 
 from memsweep.api import Memory
-from memsweep.storage.schema import metadata as schema
+from memsweep.storage.stores.schema import metadata as schema
 from sqlalchemy import select
 
 

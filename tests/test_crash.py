@@ -14,7 +14,7 @@ import anyio.to_thread
 import pytest
 from memsweep.api import Memory
 from memsweep.config import Settings
-from memsweep.storage.metadata import get_state
+from memsweep.storage.stores.metadata import get_state
 
 from tests.helpers import snapshot
 

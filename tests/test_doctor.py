@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from memsweep.api import Memory
 from memsweep.config import Settings
-from memsweep.storage.graph import GraphAdd, GraphDelete
-from memsweep.storage.vectors import VectorRow
+from memsweep.storage.stores.graph import GraphAdd, GraphDelete
+from memsweep.storage.stores.vectors import VectorRow
 
 pytestmark = pytest.mark.anyio
 U = "123e4567-e89b-12d3-a456-426614174000"

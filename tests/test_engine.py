@@ -294,7 +294,7 @@ async def test_owners_cannot_probe_each_others_content(mem: Memory) -> None:
 
 
 async def test_a_shared_entity_forgets_what_a_deleted_item_said(mem: Memory) -> None:
-    from memsweep.storage.schema import entities
+    from memsweep.storage.stores.schema import entities
     from sqlalchemy import select
 
     from tests.test_erasure import _scan

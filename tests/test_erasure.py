@@ -24,7 +24,7 @@ def _scan(root: Path, needle: bytes) -> list[str]:
 
 
 async def _vector_bytes(mem: Memory, data_id: str) -> list[bytes]:
-    from memsweep.storage.schema import chunks
+    from memsweep.storage.stores.schema import chunks
     from sqlalchemy import select
 
     async with mem.engine.meta.read() as conn:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from memsweep.api import Memory
 from memsweep.config import Settings
-from memsweep.storage.files import owner_key, sha256_bytes
 from memsweep.storage.ids import entity_id, normalise_name
+from memsweep.storage.stores.files import owner_key, sha256_bytes
 
 DATASETS = ["alpha", "beta", "gamma"]
 NAMES = ["Alice", "Bob", "New York", "Paris", "Acme"]

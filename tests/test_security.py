@@ -14,7 +14,7 @@ from memsweep.api import Memory
 from memsweep.config import Limits, Settings
 from memsweep.errors import InvalidInput
 from memsweep.server.app import create_server
-from memsweep.storage.sources import REMOTE_NO_PATHS, REMOTE_REFUSED, _read_bounded
+from memsweep.storage.ingest.sources import REMOTE_NO_PATHS, REMOTE_REFUSED, _read_bounded
 
 from tests.test_http import _client, start, stop
 

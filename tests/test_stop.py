@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memsweep.storage.embed import HashingEmbedder
+from memsweep.storage.ingest.embedding import HashingEmbedder
 
 from tests.test_erasure import _scan
 

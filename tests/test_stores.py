@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from memsweep.errors import InvalidInput
-from memsweep.storage.cache import SqliteEmbeddingCache
-from memsweep.storage.files import LocalFileStore, sha256_bytes
-from memsweep.storage.graph import PER_KEY_MAX, EmbeddedGraphStore, GraphAdd, GraphDelete
-from memsweep.storage.metadata import MetadataStore, get_state, set_state, sqlite_url
-from memsweep.storage.vectors import LanceVectorStore, VectorRow
+from memsweep.storage.stores.cache import SqliteEmbeddingCache
+from memsweep.storage.stores.files import LocalFileStore, sha256_bytes
+from memsweep.storage.stores.graph import PER_KEY_MAX, EmbeddedGraphStore, GraphAdd, GraphDelete
+from memsweep.storage.stores.metadata import MetadataStore, get_state, set_state, sqlite_url
+from memsweep.storage.stores.vectors import LanceVectorStore, VectorRow
 
 BACKEND = os.environ.get("MEMSWEEP_GRAPH_BACKEND", "kuzu")
 

@@ -1,13 +1,20 @@
-"""Helpers shared by tool modules."""
+"""Helpers shared by tool modules (they import this, never the package `__init__`, which registers them)."""
 
-from mcp.server.mcpserver import Context
-from memsweep.server.app import caller, progress_of, state
+from mcp_types import ToolAnnotations
+from memsweep.server.state import progress_of, tool_memory
 
-__all__ = ["memory", "progress_of"]
+__all__ = ["annotations", "memory", "progress_of"]
 
 
-async def memory(ctx: Context):  # type: ignore[no-untyped-def]
-    """The engine's Python API, acting for this caller (waits for the engine to finish opening)."""
-    user = caller(ctx)
-    st = state(ctx)
-    return (await st.memory()).as_user(user, remote=st.require_token)
+memory = tool_memory  # the engine's Python API acting for the caller
+
+
+def annotations(title: str, *, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
+    """All four hints stated explicitly; memsweep never reaches outside its data directory."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
+    )

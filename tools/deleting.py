@@ -2,14 +2,14 @@
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
+from mcp_types import ToolAnnotations
 from memsweep.results import DeletionReport
-from memsweep.server.confirm import SKIP, ConfirmDeletion, ask, run_guarded
+from memsweep.server.confirm import ConfirmDeletion, guarded_resolvers, run_guarded
 from memsweep.server.errors import mapped
-from memsweep.storage.targets import Plan, Target, forget_target
-from memsweep.tools import annotations
-from memsweep.tools.common import memory, progress_of
+from memsweep.storage.deletion.targets import Plan, Target, forget_target
+from memsweep.tools.common import annotations, memory, progress_of
 from pydantic import Field
 
 DryRun = Annotated[bool, Field(description="true: return the plan (what goes, what stays shared) and delete nothing.")]
@@ -39,15 +39,9 @@ async def delete_data(
 
 
 # -- empty_dataset -------------------------------------------------------------------------------------
-@mapped
-async def _empty_plan(ctx: Context, dataset_id: str) -> Plan:
-    return await (await memory(ctx)).plan(Target("empty_dataset", "dataset", dataset=dataset_id))
-
-
-def _empty_ask(
-    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_empty_plan)]
-) -> Elicit[ConfirmDeletion] | str:
-    return ask(ctx, plan, dry_run, confirm_token)
+_empty_plan, _empty_ask = guarded_resolvers(
+    ("dataset_id",), lambda dataset_id: Target("empty_dataset", "dataset", dataset=dataset_id)
+)
 
 
 @mapped
@@ -72,15 +66,7 @@ async def empty_dataset(
 
 
 # -- delete_all ----------------------------------------------------------------------------------------
-@mapped
-async def _all_plan(ctx: Context) -> Plan:
-    return await (await memory(ctx)).plan(Target("delete_all", "all"))
-
-
-def _all_ask(
-    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_all_plan)]
-) -> Elicit[ConfirmDeletion] | str:
-    return ask(ctx, plan, dry_run, confirm_token)
+_all_plan, _all_ask = guarded_resolvers((), lambda: Target("delete_all", "all"))
 
 
 @mapped
@@ -101,21 +87,11 @@ async def delete_all(
 
 
 # -- forget --------------------------------------------------------------------------------------------
-@mapped
-async def _forget_plan(
-    ctx: Context, data_id: str | None, dataset: str | None, everything: bool, memory_only: bool
-) -> Plan:
-    return await (await memory(ctx)).plan(forget_target(data_id, dataset, everything, memory_only))
-
-
-def _forget_ask(
-    ctx: Context,
-    data_id: str | None,
-    dry_run: bool,
-    confirm_token: str | None,
-    plan: Annotated[Plan, Resolve(_forget_plan)],
-) -> Elicit[ConfirmDeletion] | str:
-    return SKIP if data_id else ask(ctx, plan, dry_run, confirm_token)
+_forget_plan, _forget_ask = guarded_resolvers(
+    ("data_id", "dataset", "everything", "memory_only"),
+    forget_target,
+    asks=lambda data_id, **_rest: not data_id,  # forgetting one item is not guarded
+)
 
 
 @mapped
@@ -147,7 +123,7 @@ async def forget(
 
 
 def register(server: MCPServer) -> None:
-    def destructive(title: str, idempotent: bool) -> object:
+    def destructive(title: str, idempotent: bool) -> ToolAnnotations:
         return annotations(title, read_only=False, destructive=True, idempotent=idempotent)
 
     server.add_tool(delete_data, annotations=destructive("Delete one item", False))

@@ -5,8 +5,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from memsweep.results import AddResult, SearchResult
 from memsweep.server.errors import mapped
-from memsweep.tools import annotations
-from memsweep.tools.common import memory
+from memsweep.tools.common import annotations, memory
 from pydantic import BaseModel, Field
 
 

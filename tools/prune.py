@@ -2,29 +2,20 @@
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
 from memsweep.results import PruneReport
-from memsweep.server.confirm import ConfirmDeletion, ask, run_guarded
+from memsweep.server.confirm import ConfirmDeletion, guarded_resolvers, run_guarded
 from memsweep.server.errors import mapped
-from memsweep.storage.targets import Plan, prune_target
-from memsweep.tools import annotations
-from memsweep.tools.common import memory
+from memsweep.storage.deletion.targets import Plan, prune_target
+from memsweep.tools.common import annotations
 from memsweep.tools.deleting import DryRun, Token
 from pydantic import Field
 
 Layer = Annotated[bool, Field(description="Wipe this layer.")]
 
 
-@mapped
-async def _prune_plan(ctx: Context, files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Plan:
-    return await (await memory(ctx)).plan(prune_target(files, graph, vector, metadata, cache))
-
-
-def _prune_ask(
-    ctx: Context, dry_run: bool, confirm_token: str | None, plan: Annotated[Plan, Resolve(_prune_plan)]
-) -> Elicit[ConfirmDeletion] | str:
-    return ask(ctx, plan, dry_run, confirm_token)
+_prune_plan, _prune_ask = guarded_resolvers(("files", "graph", "vector", "metadata", "cache"), prune_target)
 
 
 @mapped

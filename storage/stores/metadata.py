@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 from memsweep.errors import StoreUnavailable
-from memsweep.storage.schema import ADDED_COLUMNS, metadata
+from memsweep.storage.stores.schema import ADDED_COLUMNS, metadata
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -96,6 +96,7 @@ class MetadataStore:
             async with self.write() if write else self.read() as conn:
                 return await conn.run_sync(fn, *args)
         engine = self._sync_writer if write else self._sync
+        assert engine is not None
 
         def work() -> T:
             with engine.connect() as conn, conn.begin():

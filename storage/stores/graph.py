@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from memsweep.errors import StoreUnavailable
 
@@ -192,8 +192,8 @@ class EmbeddedGraphStore:
         with self._lock:
             self.open()
             if params:
-                return self._execute(query, params).get_all()  # type: ignore[no-any-return]
-            return self._conn.execute(query).get_all()  # type: ignore[no-any-return]
+                return cast(list[list[Any]], self._execute(query, params).get_all())
+            return cast(list[list[Any]], self._conn.execute(query).get_all())
 
     # -- writes (MERGE and MATCH-by-key: every step can be re-run) --------------------------------------
     def add(self, change: GraphAdd) -> None:

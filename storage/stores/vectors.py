@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from memsweep.storage.faults import crash_point
@@ -72,7 +72,7 @@ class LanceVectorStore:
         root.mkdir(parents=True, exist_ok=True)
         # read_consistency_interval=0: see other processes' writes and survive their cleanups (ENGINES.md).
         self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0))
-        self._table = None
+        self._table: Any = None
         self._indexed = False  # this process has seen the three indexes exist
         self._unindexed = 0
         self.commits_since_compact = 0  # each add commits a fragment and a version (Engine folds them)
@@ -81,7 +81,7 @@ class LanceVectorStore:
     def uri(self) -> Path:
         return self.root / f"{TABLE}.lance"
 
-    def _schema(self):  # type: ignore[no-untyped-def]
+    def _schema(self) -> Any:
         import pyarrow as pa
 
         return pa.schema(
@@ -93,7 +93,7 @@ class LanceVectorStore:
             ]
         )
 
-    def _open(self, create: bool):  # type: ignore[no-untyped-def]
+    def _open(self, create: bool) -> Any:
         if self._table is not None:
             return self._table
         if self.uri.exists():
@@ -229,7 +229,7 @@ class LanceVectorStore:
 
         # defer_index_remap: the rewrite records a fragment-reuse mapping instead of remapping the three
         # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); the ensure_indexes() that
-        # follows (recovery.erase_now, compact) folds it in. The erasure test checks no deleted vector
+        # follows (erasure.erase_now, compact) folds it in. The erasure test checks no deleted vector
         # byte survives.
         lance.dataset(str(self.uri)).optimize.compact_files(
             materialize_deletions_threshold=0.0,

@@ -12,17 +12,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import anyio
 from memsweep.errors import InvalidInput, NotFound
 from memsweep.storage import access
+from memsweep.storage.deletion.erasure import erase_now
+from memsweep.storage.deletion.planner import plan_scope
+from memsweep.storage.deletion.targets import Plan, PlanChanged, Target
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
-from memsweep.storage.graph import GraphDelete
 from memsweep.storage.ids import new_id, parse_uuid
-from memsweep.storage.metadata import set_state
-from memsweep.storage.plan import plan_scope
-from memsweep.storage.schema import (
+from memsweep.storage.stores.graph import GraphDelete
+from memsweep.storage.stores.metadata import set_state
+from memsweep.storage.stores.schema import (
     acl,
     audit,
     chunk_entities,
@@ -34,8 +37,7 @@ from memsweep.storage.schema import (
     journal,
     relations,
 )
-from memsweep.storage.targets import Plan, PlanChanged, Target
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, ScalarSelect, and_, delete, func, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 __all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
@@ -46,6 +48,7 @@ SQL_BATCH = 500
 
 def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
     """The target as a scope on `data` plus the datasets it removes; checks existence and `delete`."""
+    removed: tuple[str, ...]
     uid = access.user_id(conn, user, create=False)
     if target.kind == "item":
         data_id = parse_uuid(target.data_id, "data_id")
@@ -80,7 +83,7 @@ def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement
 async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
     """Read-only: what `target` would delete now, for `user`."""
     if target.kind == "prune":
-        from memsweep.storage.prune import plan_prune
+        from memsweep.storage.deletion.prune import plan_prune
 
         return await plan_prune(engine, target.wipe)
 
@@ -136,12 +139,12 @@ async def execute(
             raise PlanChanged(plan)
         if plan.empty:
             return plan, erase
-        journal_id = await _journal(engine, user, plan, erase)
+        journal_id = await write_journal(engine, user, plan, erase)
         erased = await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
     return plan, erased
 
 
-async def _journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
+async def write_journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
     """One `BEGIN IMMEDIATE` transaction records the intent (ids only) and hides the items."""
     journal_id = new_id()
     record = {
@@ -243,8 +246,6 @@ async def apply(
 
     erased = False
     if erase:
-        from memsweep.storage.recovery import erase_now
-
         erased = await erase_now(engine, vectors_rewritten=True)
     if not erased:
         engine.schedule_erase()  # erase=false, or an erase a busy reader kept from completing
@@ -255,10 +256,12 @@ async def apply(
 def _graph_batches(plan: Plan) -> list[GraphDelete]:
     """The graph deletions in transactions of at most GRAPH_BATCH keys, in dependency order (relations,
     chunks, items, entities); a small delete is one transaction instead of four."""
-    kinds = [("relations", list(plan.graph_relations)), ("chunk_ids", list(plan.graph_chunk_ids)),
-             ("data_ids", list(plan.graph_data_ids)), ("entity_ids", list(plan.graph_entity_ids))]  # fmt: skip
+    kinds: list[tuple[str, list[Any]]] = [
+        ("relations", list(plan.graph_relations)), ("chunk_ids", list(plan.graph_chunk_ids)),
+        ("data_ids", list(plan.graph_data_ids)), ("entity_ids", list(plan.graph_entity_ids)),
+    ]  # fmt: skip
     out: list[GraphDelete] = []
-    current: dict[str, list] = {}
+    current: dict[str, list[Any]] = {}
     size = 0
     for kind, values in kinds:
         while values:
@@ -352,7 +355,7 @@ def _rederive_entities(conn: Connection, entity_ids: list[str]) -> None:
     old values are zeroed in the file."""
     de, item = data_entities.alias("de"), data.alias("item")
 
-    def first(column: str, *extra: ColumnElement[bool]):  # type: ignore[no-untyped-def]
+    def first(column: str, *extra: ColumnElement[bool]) -> ScalarSelect[Any]:
         return (
             select(de.c[column])
             .join(item, item.c.id == de.c.data_id)

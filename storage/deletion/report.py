@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from memsweep.results import DeletionReport, PruneReport
-from memsweep.storage.targets import Plan
+from memsweep.storage.deletion.targets import Plan
 
 _LABELS = {
     "datasets": "dataset", "items": "item", "chunks": "chunk", "vectors": "vector", "nodes_deleted": "graph node",

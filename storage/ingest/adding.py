@@ -13,13 +13,13 @@ from memsweep.results import AddResult
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
-from memsweep.storage.files import owner_key, sha256_bytes
-from memsweep.storage.graph import GraphAdd
 from memsweep.storage.ids import entity_id, new_id, normalise_name
-from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, entities, relations
-from memsweep.storage.sources import read_source
-from memsweep.storage.text import chunk_text, extract_entities
-from memsweep.storage.vectors import VectorRow
+from memsweep.storage.ingest.chunking import chunk_text, extract_entities
+from memsweep.storage.ingest.sources import read_source
+from memsweep.storage.stores.files import owner_key, sha256_bytes
+from memsweep.storage.stores.graph import GraphAdd
+from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, entities, relations
+from memsweep.storage.stores.vectors import VectorRow
 from sqlalchemy import Connection, select, update
 
 
@@ -213,7 +213,7 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
         raise InvalidInput(f"At most {engine.settings.limits.max_items_per_call} items per call. Nothing was stored.")
     all_pieces = [p for item in batch for p in item.pieces]
     all_hashes = [h for item in batch for h in item.text_hashes]
-    vectors, new_cache = await _embed(engine, all_pieces, all_hashes)
+    vectors, new_cache = await embed_chunks(engine, all_pieces, all_hashes)
     results: list[AddResult] = []
     vector_rows: list[VectorRow] = []
     g_items: list[tuple[str, str]] = []
@@ -284,7 +284,9 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
     return results
 
 
-def _store_rows(engine: Engine, conn: Connection, ds: access.DatasetRow, item: Prepared, file_key: str | None):  # type: ignore[no-untyped-def]
+def _store_rows(
+    engine: Engine, conn: Connection, ds: access.DatasetRow, item: Prepared, file_key: str | None
+) -> tuple[dict[str, str], list[tuple[str, str]], list[dict[str, Any]]]:
     """Insert the item's rows (status `ingesting`); returns its entity ids by normalised name, its
     chunk → entity mentions and its relation rows."""
     ent_ids = {norm: entity_id(ds.owner_id, norm) for norm in item.found}
@@ -357,7 +359,7 @@ def _mentions(
     return pairs
 
 
-async def _embed(
+async def embed_chunks(
     engine: Engine, pieces: list[str], hashes: list[str]
 ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """Vectors for `pieces` (cache first) and the new cache entries to store once the add succeeds."""

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from memsweep.results import DeletionCounts
+from memsweep.storage.deletion.planner import Plan, Wipe
 from memsweep.storage.engine import Engine
-from memsweep.storage.plan import Plan, Wipe
-from memsweep.storage.schema import chunk_entities, chunks, data, data_entities, datasets, relations
-from sqlalchemy import func, select
+from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, datasets, relations
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-async def _count(conn, stmt) -> int:  # type: ignore[no-untyped-def]
+async def _count(conn: AsyncConnection, stmt: Select[Any]) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 

@@ -12,7 +12,7 @@ from memsweep.results import AuditEntry, DataItem, DataPage, DatasetInfo, Search
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
-from memsweep.storage.schema import audit, chunks, data, data_entities, datasets, entities, users
+from memsweep.storage.stores.schema import audit, chunks, data, data_entities, datasets, entities, users
 from sqlalchemy import and_, func, select, tuple_
 
 _WORD = re.compile(r"\w+")

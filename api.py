@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from memsweep.config import Settings
+from memsweep.errors import InvalidInput
 from memsweep.results import (
     AddResult,
     AuditEntry,
@@ -184,8 +185,20 @@ class Memory:
         memory_only: bool = False,
         dry_run: bool = False,
         erase: bool = True,
+        *,
+        entity: str | None = None,
+        data_ids: list[str] | None = None,
+        query: str | None = None,
+        limit: int = 20,
     ) -> DeletionReport:
-        return await self.run(forget_target(data_id, dataset, everything, memory_only), dry_run=dry_run, erase=erase)
+        """One item, several (`data_ids`), a subject (`entity`: every item that mentions it), a dataset, or
+        everything. `query` only finds candidates (never deletes): pass the ids chosen to `data_ids`."""
+        if query is not None:
+            if data_id or data_ids or entity or everything:
+                raise InvalidInput("`query` only finds candidates; give it alone (with `dataset` to narrow).")
+            return await queries.forget_candidates(self.engine, self.user, query, dataset, limit)
+        target = forget_target(data_id, dataset, everything, memory_only, entity, data_ids)
+        return await self.run(target, dry_run=dry_run, erase=erase)
 
 
 class _Datasets:

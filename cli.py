@@ -20,7 +20,13 @@ from memsweep.config import Settings
 
 # The engine's errors name tool arguments; a person at the terminal typed flags. Longest phrases first.
 _CLI_WORDS = (
+    (
+        "`data_id`, `data_ids`, `entity`, `dataset`, or `everything=true` (or `query` to find candidates first)",
+        "--item ID (repeatable), --entity NAME, --dataset NAME, or --everything (or --query TEXT to find candidates "
+        "first)",
+    ),
     ("`data_id`, `dataset`, or `everything=true`", "--item ID, --dataset NAME, or --everything"),
+    ("forget(data_ids=[...])", "`memsweep forget --item ID --item ID …`"),
     (
         "`everything=true` cannot be combined with `data_id` or `dataset`",
         "--everything cannot be combined with --item or --dataset",
@@ -144,7 +150,10 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("dataset")
             sp.add_argument("item", nargs="?")
         elif name == "forget":
-            sp.add_argument("--item")
+            sp.add_argument("--item", action="append", metavar="ID", help="an item id; repeat for several")
+            sp.add_argument("--entity", metavar="NAME", help="every item that mentions this subject")
+            sp.add_argument("--query", metavar="TEXT", help="only list candidates (never deletes)")
+            sp.add_argument("--limit", type=_positive_int, default=20, help="with --query: at most this many")
             sp.add_argument("--dataset")
             sp.add_argument("--everything", action="store_true")
             sp.add_argument("--memory-only", action="store_true")
@@ -406,7 +415,16 @@ async def _delete(mem: Any, args: argparse.Namespace) -> int:
         else:
             target = Target("empty_dataset", "dataset", dataset=args.dataset)
     elif args.command == "forget":
-        target = forget_target(args.item, args.dataset, args.everything, args.memory_only)
+        if args.query is not None:
+            found = await mem.forget(query=args.query, dataset=args.dataset, limit=args.limit)
+            rows = [[f"{h.score:.3f}", h.data_id, h.snippet[:60]] for h in found.candidates]
+            _print(found, args.json, _table(rows, ["score", "id", "snippet"]) + "\n" + in_cli_words(found.message))
+            return 0
+        items = args.item or []
+        target = forget_target(
+            items[0] if len(items) == 1 else None, args.dataset, args.everything, args.memory_only, args.entity,
+            items if len(items) > 1 else None,
+        )  # fmt: skip
     else:
         target = prune_target(args.files, args.graph, args.vector, args.metadata, args.cache)
     preview = await mem.run(target, dry_run=True)

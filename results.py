@@ -18,7 +18,7 @@ class DatasetInfo(_Result):
     items: int
     created_at: datetime
     can_delete: bool
-    can_read: bool = Field(True, description="False when you hold only other permissions (e.g. delete) on it.")
+    can_read: bool = Field(default=True, description="False when you hold only other permissions (e.g. delete) on it.")
 
 
 class DatasetList(_Result):
@@ -78,6 +78,16 @@ class DeletionCounts(_Result):
     cache_entries: int = 0
 
 
+class Candidate(_Result):
+    data_id: str
+    dataset_id: str
+    name: str
+    snippet: str = Field(description="The first words of the item.")
+    score: float | None = Field(
+        default=None, description="Search score (forget with query); null when listed by id or entity."
+    )
+
+
 class DeletionReport(DeletionCounts):
     dry_run: bool
     executed: bool = Field(description="True when this call carried out its plan (even an empty one).")
@@ -89,7 +99,15 @@ class DeletionReport(DeletionCounts):
         description="Up to 20 graph nodes kept because other items still reference them.",
     )
     message: str = ""
-    fingerprint: str = Field("", description="Identifies the exact plan; a confirmation is bound to it.")
+    fingerprint: str = Field(default="", description="Identifies the exact plan; a confirmation is bound to it.")
+    candidates: list[Candidate] = Field(
+        default_factory=list,
+        description="forget with entity or data_ids: up to 20 of the items it deletes; with query: the items "
+        "search picks (nothing is deleted: pass the ids you choose to forget(data_ids=[...])).",
+    )
+    items_not_deletable: int = Field(
+        default=0, description="forget with entity: items mentioning it in datasets you may read but not delete (kept)."
+    )
 
 
 class PruneReport(DeletionReport):

@@ -21,7 +21,8 @@ INSTRUCTIONS = (
     "takes dry_run=true to preview what goes and what stays because other items share it. empty_dataset, "
     "delete_all, forget (of a dataset or everything) and prune ask for confirmation: the person is asked "
     "directly when the client supports it, otherwise the result carries a confirm_token to pass back in "
-    "the same call. Deletions erase the bytes from disk unless erase=false."
+    "the same call. Deletions erase the bytes from disk unless erase=false. To forget by description, call "
+    "forget(query=...) to see candidates (it deletes nothing), then forget(data_ids=[...]) with the ids chosen."
 )
 
 

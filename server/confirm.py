@@ -46,7 +46,7 @@ def _prune_off(ctx: Context, kind: str) -> bool:
 
 def guarded_resolvers(
     target_args: tuple[str, ...],
-    target_of: Callable[..., Target],
+    target_of: Callable[..., Target | None],
     *,
     asks: Callable[..., bool] = lambda **_args: True,
 ) -> tuple[Callable[..., Awaitable[Plan]], Callable[..., Elicit[ConfirmDeletion] | str]]:
@@ -63,7 +63,10 @@ def guarded_resolvers(
         from memsweep.server.errors import tool_error
 
         try:
-            return await (await tool_memory(ctx)).plan(target_of(**args))
+            target = target_of(**args)
+            if target is None:  # a call that deletes nothing (forget with query): no plan to compute
+                return Plan(op="none")
+            return await (await tool_memory(ctx)).plan(target)
         except MemsweepError as exc:
             raise tool_error(exc) from exc
 

@@ -130,7 +130,7 @@ def test_json_into_a_closed_pipe_is_quiet(run, tmp_path: Path) -> None:
 
 def test_errors_use_the_command_lines_words(run) -> None:
     forget = run("forget")
-    assert "--item ID, --dataset NAME, or --everything" in forget.stderr and "data_id" not in forget.stderr
+    assert "--item ID (repeatable), --entity NAME" in forget.stderr and "data_id" not in forget.stderr
     add = run("add", "notes")
     assert "TEXT or --file PATH" in add.stderr and "`path`" not in add.stderr
     bad_item = run("forget", "--item", "nope", "--yes")
@@ -161,3 +161,18 @@ def test_install_merges_backs_up_and_is_idempotent(run, tmp_path: Path) -> None:
     config.write_text("{not json")
     bad = run("install", "cursor", "--config", str(config))
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr and config.read_text() == "{not json"
+
+
+def test_forget_a_subject_and_by_description(run) -> None:
+    a = _json(run("add", "notes", "Alice moved to Oslo.", "--json"))
+    b = _json(run("add", "trips", "Alice flew to Rome.", "--json"))
+    c = _json(run("add", "work", "Bob works in Oslo.", "--json"))
+    dry = _json(run("forget", "--entity", "alice", "--dry-run", "--json"))
+    assert dry["items"] == 2 and {x["data_id"] for x in dry["candidates"]} == {a["data_id"], b["data_id"]}
+    found = run("forget", "--query", "Oslo")
+    assert found.returncode == 0 and c["data_id"] in found.stdout and "memsweep forget --item" in found.stdout
+    assert len(_json(run("datasets", "--json"))) == 3  # --query never deletes
+    gone = _json(run("forget", "--item", a["data_id"], "--item", c["data_id"], "--yes", "--json"))
+    assert gone["executed"] and gone["items"] == 2
+    assert _json(run("forget", "--entity", "Alice", "--yes", "--json"))["items"] == 1
+    assert run("forget", "--entity", "Nobody", "--yes").returncode == 2

@@ -34,6 +34,11 @@ SCRIPT = textwrap.dedent(
                 await mem.datasets.delete_data(dataset_id="victim", data_id=victim.id)
             elif op == "forget":
                 await mem.forget(data_id=victim.id)
+            elif op == "forget_entity":
+                await mem.forget(entity="alice")
+            elif op == "forget_items":
+                items = await mem.datasets.list_data("victim")
+                await mem.forget(data_ids=[i.id for i in items[:2]])
             elif op == "empty_dataset":
                 await mem.datasets.empty_dataset(dataset_id="victim")
             elif op == "delete_all":
@@ -55,7 +60,9 @@ ALL_STEPS = ["after_journal", "mid_vectors", "after_vectors", "mid_graph", "afte
              "after_files", "after_purge", "mid_erase"]  # fmt: skip
 CASES = [("delete_data", s) for s in ALL_STEPS]
 CASES += [
-    (op, s) for op in ("forget", "empty_dataset", "delete_all") for s in ("after_journal", "mid_graph", "mid_erase")
+    (op, s)
+    for op in ("forget", "empty_dataset", "delete_all", "forget_entity", "forget_items")
+    for s in ("after_journal", "mid_graph", "mid_erase")
 ]
 CASES += [(f"prune:{layer}", "after_journal") for layer in ("files", "graph", "vector", "metadata", "cache")]
 CASES += [("add", "mid_add"), ("rebuild", "mid_rebuild")]
@@ -89,6 +96,10 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
         names = {d.name for d in await mem.datasets.list_datasets()}
         if op in ("empty_dataset", "delete_all") or op == "prune:metadata":
             assert "victim" not in names
+        elif op == "forget_entity":  # both of victim's Alice items went; "Same words" stays
+            assert len(await mem.datasets.list_data("victim")) == 1
+        elif op == "forget_items":
+            assert len(await mem.datasets.list_data("victim")) == 1
         elif op in ("delete_data", "forget"):
             assert len(await mem.datasets.list_data("victim")) == 2
         elif op == "add":

@@ -8,11 +8,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from memsweep.api import Memory
 from memsweep.config import Settings
+from memsweep.errors import NotFound
 from memsweep.storage.ids import entity_id, normalise_name
 from memsweep.storage.stores.files import owner_key, sha256_bytes
 
@@ -75,6 +77,28 @@ class Store(RuleBasedStateMachine):
             self.run(self.mem.datasets.delete_all())
         self.items.clear()
         self.datasets.clear()
+
+    @precondition(lambda self: self.items)
+    @rule(name=st.sampled_from(NAMES))
+    def forget_entity(self, name: str) -> None:
+        about = {k for k, v in self.items.items() if name in v["names"]}
+        if not about:
+            with pytest.raises(NotFound):
+                self.run(self.mem.forget(entity=name.upper()))
+            return
+        report = self.run(self.mem.forget(entity=name.upper()))  # identity is the normalised name
+        assert report.executed and report.items == len(about)
+        for k in about:
+            del self.items[k]
+
+    @precondition(lambda self: len(self.items) >= 2)
+    @rule(data=st.data())
+    def forget_items(self, data: st.DataObject) -> None:
+        ids = data.draw(st.lists(st.sampled_from(sorted(self.items)), min_size=2, max_size=4, unique=True))
+        report = self.run(self.mem.forget(data_ids=ids))
+        assert report.executed and report.items == len(ids)
+        for k in ids:
+            del self.items[k]
 
     @precondition(lambda self: self.items)
     @rule(data=st.data())

@@ -34,7 +34,19 @@ EXPECTED_PARAMS = {
     "delete_data": ["data_id", "dataset_id", "dry_run", "erase"],
     "empty_dataset": ["confirm_token", "dataset_id", "dry_run", "erase"],
     "delete_all": ["confirm_token", "dry_run", "erase"],
-    "forget": ["confirm_token", "data_id", "dataset", "dry_run", "erase", "everything", "memory_only"],
+    "forget": [
+        "confirm_token",
+        "data_id",
+        "data_ids",
+        "dataset",
+        "dry_run",
+        "entity",
+        "erase",
+        "everything",
+        "limit",
+        "memory_only",
+        "query",
+    ],
     "prune": ["cache", "confirm_token", "dry_run", "files", "graph", "metadata", "vector"],
 }
 

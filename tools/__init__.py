@@ -4,9 +4,10 @@ from mcp.server.mcpserver import MCPServer
 
 
 def register(server: MCPServer) -> None:
-    from memsweep.tools import deleting, listing, memories, prune
+    from memsweep.tools import deleting, forget, listing, memories, prune
 
     memories.register(server)
     listing.register(server)
     deleting.register(server)
+    forget.register(server)
     prune.register(server)

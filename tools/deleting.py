@@ -1,4 +1,4 @@
-"""delete_data, empty_dataset, delete_all, forget: one engine path, previews and the guard."""
+"""delete_data, empty_dataset, delete_all: one engine path, previews and the guard."""
 
 from typing import Annotated
 
@@ -8,7 +8,7 @@ from mcp_types import ToolAnnotations
 from memsweep.results import DeletionReport
 from memsweep.server.confirm import ConfirmDeletion, guarded_resolvers, run_guarded
 from memsweep.server.errors import mapped
-from memsweep.storage.deletion.targets import Plan, Target, forget_target
+from memsweep.storage.deletion.targets import Plan, Target
 from memsweep.tools.common import annotations, memory, progress_of
 from pydantic import Field
 
@@ -86,42 +86,6 @@ async def delete_all(
     )  # fmt: skip
 
 
-# -- forget --------------------------------------------------------------------------------------------
-_forget_plan, _forget_ask = guarded_resolvers(
-    ("data_id", "dataset", "everything", "memory_only"),
-    forget_target,
-    asks=lambda data_id, **_rest: not data_id,  # forgetting one item is not guarded
-)
-
-
-@mapped
-async def forget(
-    ctx: Context,
-    plan: Annotated[Plan, Resolve(_forget_plan)],
-    answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_forget_ask)],
-    data_id: Annotated[str | None, Field(description="Forget one item.", max_length=64)] = None,
-    dataset: Annotated[str | None, Field(description="Forget a whole dataset (id or name).", max_length=255)] = None,
-    everything: Annotated[bool, Field(description="Forget every dataset you may delete.")] = False,
-    memory_only: Annotated[
-        bool, Field(description="Drop only graph and vectors; keep metadata and files so they can be rebuilt.")
-    ] = False,
-    dry_run: DryRun = False,
-    confirm_token: Token = None,
-    erase: Erase = True,
-) -> DeletionReport:
-    """The one-call form of deletion: give data_id (one item, runs at once), dataset (guarded) or
-    everything=true (guarded). memory_only=true removes the item's graph nodes and vectors but keeps its
-    metadata and file. Guarded calls need confirmation or the confirm_token from a preview."""
-    target = forget_target(data_id, dataset, everything, memory_only)
-    if data_id:
-        return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
-    ds = await (await memory(ctx)).dataset_id(dataset) if dataset else None
-    return await run_guarded(
-        ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
-        binding={"dataset": ds, "everything": everything, "memory_only": memory_only},
-    )  # fmt: skip
-
-
 def register(server: MCPServer) -> None:
     def destructive(title: str, idempotent: bool) -> ToolAnnotations:
         return annotations(title, read_only=False, destructive=True, idempotent=idempotent)
@@ -129,4 +93,3 @@ def register(server: MCPServer) -> None:
     server.add_tool(delete_data, annotations=destructive("Delete one item", False))
     server.add_tool(empty_dataset, annotations=destructive("Empty and delete a dataset", False))
     server.add_tool(delete_all, annotations=destructive("Delete everything you may delete", False))
-    server.add_tool(forget, annotations=destructive("Forget an item, a dataset or everything", False))

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 
 from memsweep.errors import InvalidInput
-from memsweep.results import AuditEntry, DataItem, DataPage, DatasetInfo, SearchHit
+from memsweep.results import AuditEntry, Candidate, DataItem, DataPage, DatasetInfo, DeletionReport, SearchHit
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
@@ -198,7 +198,8 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
                 )
             )
         }
-        ranked = sorted((s, d) for d, (s, _c) in scores.items() if d in rows)[::-1][:limit]
+        # No padding: a hit that shares nothing with the query (score 0) is not a hit.
+        ranked = sorted((s, d) for d, (s, _c) in scores.items() if d in rows and s > 0)[::-1][:limit]
         snippets: dict[str, str] = {}
         for _s, d in ranked:
             chunk_id = scores[d][1]
@@ -214,6 +215,36 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
         )
         for s, d in ranked
     ]
+
+
+async def forget_candidates(
+    engine: Engine, user: str, query: str, dataset: str | None = None, limit: int = 20
+) -> DeletionReport:
+    """What `forget(query=...)` shows: the items search picks for the description, among those the caller
+    may delete. Always a preview: deleting them is a separate `forget(data_ids=[...])` with the ids chosen,
+    so what is deleted is exactly what was shown, never a re-run of the query."""
+    if not isinstance(limit, int) or not 1 <= limit <= engine.settings.limits.max_search_limit:
+        raise InvalidInput(f"`limit` must be between 1 and {engine.settings.limits.max_search_limit}.")
+    hits = await search(engine, user, query, dataset, engine.settings.limits.max_search_limit)
+    async with engine.meta.read() as conn:
+        uid = await conn.run_sync(access.user_id, user, create=False)
+        deletable = set(await conn.run_sync(access.deletable_dataset_ids, uid))
+    chosen = [h for h in hits if h.dataset_id in deletable][:limit]
+    skipped = sum(1 for h in hits if h.dataset_id not in deletable)
+    candidates = [
+        Candidate(data_id=h.data_id, dataset_id=h.dataset_id, name=h.name, snippet=h.snippet[:80], score=h.score)
+        for h in chosen
+    ]
+    if candidates:
+        message = (
+            f"{len(candidates)} item(s) match; nothing was deleted. To forget some of them, call "
+            "forget(data_ids=[...]) with exactly the ids you choose."
+        )
+    else:
+        message = "No item you may delete matches; nothing was deleted."
+    if skipped:
+        message += f" {skipped} more match in datasets you may not delete."
+    return DeletionReport(dry_run=True, executed=False, message=message, candidates=candidates)
 
 
 async def audit_log(engine: Engine, user: str | None = None, limit: int = 100) -> list[AuditEntry]:

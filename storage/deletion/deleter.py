@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import anyio
-from memsweep.errors import InvalidInput, NotFound
 from memsweep.storage import access
 from memsweep.storage.deletion.erasure import erase_now
 from memsweep.storage.deletion.planner import plan_scope
+from memsweep.storage.deletion.scopes import annotate, resolve
 from memsweep.storage.deletion.targets import Plan, PlanChanged, Target
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
-from memsweep.storage.ids import new_id, parse_uuid
+from memsweep.storage.ids import new_id
 from memsweep.storage.stores.graph import GraphDelete
 from memsweep.storage.stores.metadata import set_state
 from memsweep.storage.stores.schema import (
@@ -37,47 +36,13 @@ from memsweep.storage.stores.schema import (
     journal,
     relations,
 )
-from sqlalchemy import ColumnElement, Connection, ScalarSelect, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, ScalarSelect, delete, func, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 __all__ = ["Plan", "PlanChanged", "Progress", "Target", "apply", "execute", "make_plan"]
 STEPS = ("journal", "vectors", "graph", "files", "purge", "erase")
 GRAPH_BATCH = 2000
 SQL_BATCH = 500
-
-
-def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
-    """The target as a scope on `data` plus the datasets it removes; checks existence and `delete`."""
-    removed: tuple[str, ...]
-    uid = access.user_id(conn, user, create=False)
-    if target.kind == "item":
-        data_id = parse_uuid(target.data_id, "data_id")
-        row = conn.execute(select(data.c.dataset_id, data.c.status).where(data.c.id == data_id)).first()
-        if target.dataset is not None:
-            ds = access.require_dataset(conn, uid, target.dataset, "delete")
-            if row is None or row.dataset_id != ds.id or row.status != "active":
-                raise NotFound(
-                    f"No item {data_id} in dataset {ds.name!r} (it may already have been deleted). "
-                    "Nothing was deleted; call list_data to see what the dataset holds."
-                )
-        else:
-            if row is None or row.status != "active" or access.find_dataset(conn, uid, row.dataset_id) is None:
-                raise NotFound(
-                    f"No item {data_id} that you can see (it may already have been deleted). Nothing was deleted."
-                )
-            access.require_dataset(conn, uid, row.dataset_id, "delete")
-        return and_(data.c.id == data_id, data.c.status == "active"), ()
-    if target.kind == "dataset":
-        if not isinstance(target.dataset, str) or not target.dataset.strip():
-            raise InvalidInput("A dataset id or name is required. Nothing was deleted.")
-        ds = access.require_dataset(conn, uid, target.dataset.strip(), "delete")
-        removed = () if target.memory_only else (ds.id,)
-        return and_(data.c.dataset_id == ds.id, data.c.status == "active"), removed
-    if target.kind == "all":
-        ids = access.deletable_dataset_ids(conn, uid)
-        removed = () if target.memory_only else tuple(ids)
-        return and_(data.c.dataset_id.in_(ids), data.c.status == "active"), removed
-    raise InvalidInput(f"unknown delete target {target.kind!r}")
 
 
 async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
@@ -88,7 +53,7 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
         return await plan_prune(engine, target.wipe)
 
     def read(conn: Connection) -> Plan:
-        scope, removed = _resolve(conn, user, target)
+        scope, removed = resolve(conn, user, target)
         plan = plan_scope(
             conn,
             op=target.op,
@@ -98,28 +63,9 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )
-        return _with_dataset_names(conn, plan)
+        return annotate(conn, user, target, plan)
 
     return await engine.meta.call(read)
-
-
-MAX_DATASET_NAMES = 5
-
-
-def _with_dataset_names(conn: Connection, plan: Plan) -> Plan:
-    """The names of the datasets a plan touches, for the preview and the confirmation question (the person
-    should see *which* dataset goes, not only how much). Display only: not in the fingerprint or journal."""
-    if not plan.data_ids and not plan.dataset_ids:
-        return plan
-    holding = select(data.c.dataset_id).where(data.c.id.in_(plan.data_ids[:SQL_BATCH]))
-    ids = set(plan.dataset_ids) | {r[0] for r in conn.execute(holding.distinct())}
-    if len(plan.data_ids) > SQL_BATCH:  # large plans: count every dataset, name the first few
-        for part in _batches(plan.data_ids[SQL_BATCH:], SQL_BATCH):
-            ids |= {r[0] for r in conn.execute(select(data.c.dataset_id).where(data.c.id.in_(part)).distinct())}
-    names = conn.execute(
-        select(datasets.c.name).where(datasets.c.id.in_(sorted(ids))).order_by(datasets.c.name).limit(MAX_DATASET_NAMES)
-    )
-    return replace(plan, dataset_names=tuple(r[0] for r in names), datasets_touched=len(ids))
 
 
 async def execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from memsweep.results import DeletionReport, PruneReport
+from memsweep.results import Candidate, DeletionReport, PruneReport
 from memsweep.storage.deletion.targets import Plan
 
 _LABELS = {
@@ -56,6 +56,13 @@ def describe(plan: Plan) -> str:
     if c.files_kept:
         kept.append(f"{_n(c.files_kept, 'shared file')}")
     tail = f" Kept because other items still use them: {', '.join(kept)}." if kept else ""
+    if plan.items_not_deletable == 1:
+        tail += " 1 more item that mentions it is in a dataset you may read but not delete: it, and the entity, stay."
+    elif plan.items_not_deletable:
+        tail += (
+            f" {plan.items_not_deletable:,} more items that mention it are in datasets you may read but not "
+            "delete: they, and the entity, stay."
+        )
     return what + "." + tail
 
 
@@ -79,6 +86,8 @@ def build_report(
         kept_shared=list(plan.kept_names),
         message=message,
         fingerprint=plan.fingerprint,
+        candidates=[Candidate(data_id=d, dataset_id=ds, name=n, snippet=t) for d, ds, n, t in plan.listed],
+        items_not_deletable=plan.items_not_deletable,
     )
     if plan.op == "prune":
         return PruneReport(**fields, layers=dict(plan.layers))

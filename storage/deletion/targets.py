@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from memsweep.errors import ConfirmationRequired, InvalidInput
@@ -45,6 +46,11 @@ class Plan:
     kept_names: tuple[str, ...] = ()  # shown in previews only; never journaled or logged
     dataset_names: tuple[str, ...] = ()  # where the items are (up to MAX_DATASET_NAMES); shown only
     datasets_touched: int = 0
+    # Shown only (never journaled, never in the fingerprint): up to 20 of the items, for subject and
+    # several-item forgets (data_id, dataset_id, name, first words), and how many items mentioning the
+    # subject sit in datasets the caller may read but not delete (they and the entity stay).
+    listed: tuple[tuple[str, str, str, str], ...] = ()
+    items_not_deletable: int = 0
     files_deleted: tuple[str, ...] = ()
     files_kept: int = 0
     bytes_freed: int = 0
@@ -99,7 +105,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Target:
-    """What a deleting call names. `kind`: item, dataset, all, prune."""
+    """What a deleting call names. `kind`: item, items (several ids), entity (every item that mentions a
+    subject), dataset, all, prune."""
 
     op: str
     kind: str
@@ -107,6 +114,16 @@ class Target:
     dataset: str | None = None
     memory_only: bool = False
     wipe: Wipe = field(default_factory=Wipe)
+    data_ids: tuple[str, ...] = ()
+    entity: str | None = None
+
+    @property
+    def guarded(self) -> bool:
+        """Whether running it needs a confirmation: everything but one item."""
+        return self.kind in ("dataset", "all", "entity", "prune") or (self.kind == "items" and len(self.data_ids) > 1)
+
+
+MAX_DATA_IDS = 1000
 
 
 class PlanChanged(ConfirmationRequired):
@@ -117,16 +134,38 @@ class PlanChanged(ConfirmationRequired):
         self.plan = plan
 
 
-def forget_target(data_id: str | None, dataset: str | None, everything: bool, memory_only: bool) -> Target:
-    if everything and (data_id or dataset):
+def forget_target(
+    data_id: str | None = None,
+    dataset: str | None = None,
+    everything: bool = False,
+    memory_only: bool = False,
+    entity: str | None = None,
+    data_ids: Sequence[str] | None = None,
+) -> Target:
+    """What `forget` names: one of `data_id`, `data_ids`, `entity` (narrowed by `dataset`), `dataset`, or
+    `everything=true`. (`query` is a search, never a target: see `Memory.forget`.)"""
+    chosen = [n for n, v in (("data_id", data_id), ("data_ids", data_ids), ("entity", entity),
+                             ("everything=true", everything)) if v]  # fmt: skip
+    if len(chosen) > 1:
+        raise InvalidInput(f"Give one of {', '.join(f'`{c}`' for c in chosen)}, not several. Nothing was deleted.")
+    if everything and dataset:
         raise InvalidInput("`everything=true` cannot be combined with `data_id` or `dataset`. Nothing was deleted.")
     if data_id:
         return Target("forget", "item", data_id=data_id, dataset=dataset, memory_only=memory_only)
+    if data_ids:
+        if isinstance(data_ids, str) or len(data_ids) > MAX_DATA_IDS:
+            raise InvalidInput(f"`data_ids` takes a list of 1–{MAX_DATA_IDS:,} item ids. Nothing was deleted.")
+        return Target("forget", "items", data_ids=tuple(data_ids), dataset=dataset, memory_only=memory_only)
+    if entity is not None:
+        return Target("forget", "entity", entity=entity, dataset=dataset, memory_only=memory_only)
     if dataset:
         return Target("forget", "dataset", dataset=dataset, memory_only=memory_only)
     if everything:
         return Target("forget", "all", memory_only=memory_only)
-    raise InvalidInput("Say what to forget: `data_id`, `dataset`, or `everything=true`. Nothing was deleted.")
+    raise InvalidInput(
+        "Say what to forget: `data_id`, `data_ids`, `entity`, `dataset`, or `everything=true` (or `query` to "
+        "find candidates first). Nothing was deleted."
+    )
 
 
 def prune_target(files: bool, graph: bool, vector: bool, metadata: bool, cache: bool) -> Target:

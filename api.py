@@ -18,6 +18,7 @@ from memsweep.results import (
     DoctorReport,
     PruneReport,
     RebuildReport,
+    Receipt,
     SearchHit,
 )
 from memsweep.storage.admin import maintenance, queries
@@ -163,19 +164,42 @@ class Memory:
         erase: bool = True,
         expected_fingerprint: str | None = None,
         progress: Progress | None = None,
+        verify: bool = False,
     ) -> DeletionReport:
         if dry_run:
             plan = await self.plan(target)
             return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
-        plan, erased = await deleter.execute(
+        done = await deleter.execute(
             self.engine,
             self.user,
             target,
             erase=erase,
             expected_fingerprint=expected_fingerprint,
             progress=progress,
+            verify=verify,
         )
-        return build_report(plan, dry_run=False, executed=True, message=done_message(plan, erase, erased))
+        report = build_report(
+            done.plan, dry_run=False, executed=True, message=done_message(done.plan, erase, done.erased)
+        )
+        extra: dict[str, Any] = {"receipt_id": done.receipt_id}
+        if done.scan is not None:
+            extra |= {"verified": True, "files_scanned": done.scan.files, "bytes_scanned": done.scan.bytes,
+                      "hits": done.scan.hits}  # fmt: skip
+            extra["message"] = report.message + (
+                f" Verified: {done.scan.files:,} files ({done.scan.bytes:,} bytes) of the data directory scanned, "
+                + (
+                    "no deleted text or vector found."
+                    if done.scan.hits == 0
+                    else f"deleted bytes found in {done.scan.hits} file(s)."
+                )
+            )
+        return report.model_copy(update=extra)
+
+    async def receipt(self, receipt_id: str) -> Receipt:
+        """What an executed delete certifies (its report's receipt_id): counts per store, erasure, scan."""
+        from memsweep.storage.deletion.receipts import get_receipt
+
+        return await self.engine.meta.call(get_receipt, receipt_id)
 
     async def forget(
         self,
@@ -186,6 +210,7 @@ class Memory:
         dry_run: bool = False,
         erase: bool = True,
         *,
+        verify: bool = False,
         entity: str | None = None,
         data_ids: list[str] | None = None,
         query: str | None = None,
@@ -198,7 +223,7 @@ class Memory:
                 raise InvalidInput("`query` only finds candidates; give it alone (with `dataset` to narrow).")
             return await queries.forget_candidates(self.engine, self.user, query, dataset, limit)
         target = forget_target(data_id, dataset, everything, memory_only, entity, data_ids)
-        return await self.run(target, dry_run=dry_run, erase=erase)
+        return await self.run(target, dry_run=dry_run, erase=erase, verify=verify)
 
 
 class _Datasets:
@@ -215,16 +240,19 @@ class _Datasets:
         return await queries.list_data_page(self._m.engine, self._m.user, dataset_id, cursor, limit)
 
     async def delete_data(
-        self, dataset_id: str, data_id: str, dry_run: bool = False, erase: bool = True
+        self, dataset_id: str, data_id: str, dry_run: bool = False, erase: bool = True, verify: bool = False
     ) -> DeletionReport:
         target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
-        return await self._m.run(target, dry_run=dry_run, erase=erase)
+        return await self._m.run(target, dry_run=dry_run, erase=erase, verify=verify)
 
-    async def empty_dataset(self, dataset_id: str, dry_run: bool = False, erase: bool = True) -> DeletionReport:
-        return await self._m.run(Target("empty_dataset", "dataset", dataset=dataset_id), dry_run=dry_run, erase=erase)
+    async def empty_dataset(
+        self, dataset_id: str, dry_run: bool = False, erase: bool = True, verify: bool = False
+    ) -> DeletionReport:
+        target = Target("empty_dataset", "dataset", dataset=dataset_id)
+        return await self._m.run(target, dry_run=dry_run, erase=erase, verify=verify)
 
-    async def delete_all(self, dry_run: bool = False, erase: bool = True) -> DeletionReport:
-        return await self._m.run(Target("delete_all", "all"), dry_run=dry_run, erase=erase)
+    async def delete_all(self, dry_run: bool = False, erase: bool = True, verify: bool = False) -> DeletionReport:
+        return await self._m.run(Target("delete_all", "all"), dry_run=dry_run, erase=erase, verify=verify)
 
 
 class _Prune:

@@ -146,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--yes", action="store_true", help="do not ask")
         if name != "prune":
             sp.add_argument("--keep-bytes", action="store_true", help="erase=false: leave erasure to the sweep")
+            sp.add_argument("--verify", action="store_true", help="scan the data directory for the deleted bytes")
         if name == "rm":
             sp.add_argument("dataset")
             sp.add_argument("item", nargs="?")
@@ -176,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--dry-run", action="store_true", help="print the change and write nothing")
     audit = cmd("audit", "who deleted what (ids and counts, never content)")
     audit.add_argument("--limit", type=_positive_int, default=50)
+    audit.add_argument("--receipt", metavar="ID", help="show what one executed delete certifies")
     return p
 
 
@@ -357,6 +359,22 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             report = await mem.rebuild()
             _print(report, args.json, report.message)
             return 0
+        if c == "audit" and args.receipt:
+            receipt = await mem.receipt(args.receipt)
+            lines = [
+                f"receipt {receipt.receipt_id}: {receipt.op} by {receipt.user} at {receipt.at:%Y-%m-%d %H:%M:%S} UTC"
+            ]
+            lines += [f"  removed {k.replace('_', ' ')}: {v}" for k, v in receipt.removed.items()]
+            erased = f"at {receipt.erased_at:%Y-%m-%d %H:%M:%S} UTC" if receipt.erased_at else "pending"
+            lines.append(f"  bytes erased: {erased}" + ("" if receipt.erase else " (erase=false: by the sweep)"))
+            if receipt.verified:
+                lines.append(
+                    f"  verified: {receipt.files_scanned} files, {receipt.bytes_scanned} bytes scanned, {receipt.hits} hits"
+                )
+            else:
+                lines.append("  verified: not asked (--verify)")
+            _print(receipt, args.json, "\n".join(lines))
+            return 0 if receipt.hits in (None, 0) else 1
         if c == "audit":
             entries = await mem.audit(args.limit)
             table = [
@@ -439,7 +457,10 @@ async def _delete(mem: Any, args: argparse.Namespace) -> int:
         if answer not in {"y", "yes"}:
             print("Nothing was deleted.", file=sys.stderr)
             return 1
-    report = await mem.run(target, erase=erase, expected_fingerprint=preview.fingerprint, progress=_progress_bar())
+    report = await mem.run(
+        target, erase=erase, expected_fingerprint=preview.fingerprint, progress=_progress_bar(),
+        verify=getattr(args, "verify", False),
+    )  # fmt: skip
     _print(report, args.json, report.message)
     return 0
 

@@ -88,6 +88,26 @@ class Candidate(_Result):
     )
 
 
+class Receipt(_Result):
+    """What an executed delete certifies (`memsweep audit --receipt ID`): ids, counts, times; never content."""
+
+    receipt_id: str
+    at: datetime
+    user: str
+    op: str
+    removed: dict[str, int] = Field(
+        description="Per store: metadata rows, vector rows, graph nodes and edges, files, cache entries."
+    )
+    erase: bool
+    erased_at: datetime | None = Field(default=None, description="When the deleted bytes were erased (null: pending).")
+    verified: bool | None = Field(
+        default=None, description="A scan of the data directory was made before the call returned."
+    )
+    files_scanned: int | None = None
+    bytes_scanned: int | None = None
+    hits: int | None = Field(default=None, description="Deleted texts or vectors found by the scan (must be 0).")
+
+
 class DeletionReport(DeletionCounts):
     dry_run: bool
     executed: bool = Field(description="True when this call carried out its plan (even an empty one).")
@@ -104,6 +124,15 @@ class DeletionReport(DeletionCounts):
         default_factory=list,
         description="forget with entity or data_ids: up to 20 of the items it deletes; with query: the items "
         "search picks (nothing is deleted: pass the ids you choose to forget(data_ids=[...])).",
+    )
+    receipt_id: str | None = Field(default=None, description="An executed delete's receipt (memsweep audit --receipt).")
+    verified: bool | None = Field(
+        default=None, description="verify=true: the data directory was scanned before returning."
+    )
+    files_scanned: int | None = None
+    bytes_scanned: int | None = None
+    hits: int | None = Field(
+        default=None, description="verify=true: deleted texts or vectors found on disk (0 means none)."
     )
     items_not_deletable: int = Field(
         default=0, description="forget with entity: items mentioning it in datasets you may read but not delete (kept)."

@@ -114,6 +114,7 @@ async def run_guarded(
     confirm_token: str | None,
     erase: bool,
     binding: dict[str, Any],
+    verify: bool = False,
 ) -> DeletionReport:
     st = state(ctx)
     user = caller(ctx)
@@ -146,7 +147,9 @@ async def run_guarded(
 
     async def execute(fingerprint: str | None) -> DeletionReport:
         try:
-            return await memory.run(target, erase=erase, expected_fingerprint=fingerprint, progress=progress_of(ctx))
+            return await memory.run(
+                target, erase=erase, expected_fingerprint=fingerprint, progress=progress_of(ctx), verify=verify
+            )
         except PlanChanged as changed:
             return await preview(
                 changed.plan,

@@ -176,3 +176,12 @@ def test_forget_a_subject_and_by_description(run) -> None:
     assert gone["executed"] and gone["items"] == 2
     assert _json(run("forget", "--entity", "Alice", "--yes", "--json"))["items"] == 1
     assert run("forget", "--entity", "Nobody", "--yes").returncode == 2
+
+
+def test_verify_and_the_receipt_on_the_command_line(run) -> None:
+    a = _json(run("add", "notes", "A receipt for this note, please.", "--json"))
+    done = _json(run("rm", "notes", a["data_id"], "--yes", "--verify", "--json"))
+    assert done["verified"] and done["hits"] == 0 and done["receipt_id"]
+    shown = run("audit", "--receipt", done["receipt_id"])
+    assert shown.returncode == 0 and "0 hits" in shown.stdout and "bytes erased: at" in shown.stdout
+    assert run("audit", "--receipt", "123e4567-e89b-12d3-a456-426614174000").returncode == 2

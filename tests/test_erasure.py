@@ -144,3 +144,44 @@ async def test_background_compaction_keeps_erasure(settings: Settings) -> None:
         assert _scan(settings.data_dir, marker.encode()) == [], marker
         for vec in vectors:
             assert _scan(settings.data_dir, vec) == []
+
+
+@pytest.mark.parametrize("how", ["delete_data", "forget", "empty_dataset", "delete_all", "forget_entity"])
+async def test_receipt_with_verify_reports_zero_hits(settings: Settings, how: str) -> None:
+    async with Memory(settings) as mem:
+        for i in range(20):
+            await mem.add("filler", text=f"Filler memory number {i} about Zurich.")
+        gone = await mem.add(
+            "victim", text="Receipt marker QXRECEIPTGONE is here.", entities=[{"name": "Qxreceiptperson"}]
+        )
+        if how == "delete_data":
+            report = await mem.datasets.delete_data(dataset_id="victim", data_id=gone.data_id, verify=True)
+        elif how == "forget":
+            report = await mem.forget(data_id=gone.data_id, verify=True)
+        elif how == "empty_dataset":
+            report = await mem.datasets.empty_dataset(dataset_id="victim", verify=True)
+        elif how == "forget_entity":
+            report = await mem.forget(entity="qxreceiptperson", verify=True)
+        else:
+            report = await mem.datasets.delete_all(verify=True)
+        assert report.verified and report.hits == 0 and report.files_scanned and report.bytes_scanned
+        assert report.receipt_id and "no deleted text or vector found" in report.message
+        receipt = await mem.receipt(report.receipt_id)
+        assert receipt.hits == 0 and receipt.erased_at is not None and receipt.removed["vector_rows"] >= 1
+        assert "QXRECEIPTGONE" not in receipt.model_dump_json()  # ids, counts and times only
+
+
+async def test_verify_finds_what_the_erase_left(settings: Settings) -> None:
+    """The scan is not a rubber stamp: with the erase deferred (erase=false) the bytes are still on disk, and
+    verify says so; once the sweep ran, the receipt records the erase."""
+    async with Memory(settings) as mem:
+        for i in range(30):
+            await mem.add("filler", text=f"Filler memory number {i} about Zurich.")
+        gone = await mem.add("victim", text="Deferred receipt marker QXNOTYETGONE.")
+        report = await mem.datasets.delete_data(dataset_id="victim", data_id=gone.data_id, erase=False, verify=True)
+        assert report.verified and report.hits and report.hits > 0
+        assert "deleted bytes found" in report.message
+        assert (await mem.receipt(report.receipt_id)).erased_at is None
+        rid = report.receipt_id
+    async with Memory(settings) as mem:  # the close ran the sweep
+        assert (await mem.receipt(rid)).erased_at is not None

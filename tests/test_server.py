@@ -31,9 +31,9 @@ EXPECTED_PARAMS = {
     "search": ["dataset", "limit", "query"],
     "list_datasets": [],
     "list_data": ["cursor", "dataset_id", "limit"],
-    "delete_data": ["data_id", "dataset_id", "dry_run", "erase"],
-    "empty_dataset": ["confirm_token", "dataset_id", "dry_run", "erase"],
-    "delete_all": ["confirm_token", "dry_run", "erase"],
+    "delete_data": ["data_id", "dataset_id", "dry_run", "erase", "verify"],
+    "empty_dataset": ["confirm_token", "dataset_id", "dry_run", "erase", "verify"],
+    "delete_all": ["confirm_token", "dry_run", "erase", "verify"],
     "forget": [
         "confirm_token",
         "data_id",
@@ -46,6 +46,7 @@ EXPECTED_PARAMS = {
         "limit",
         "memory_only",
         "query",
+        "verify",
     ],
     "prune": ["cache", "confirm_token", "dry_run", "files", "graph", "metadata", "vector"],
 }

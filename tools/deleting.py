@@ -19,6 +19,13 @@ Erase = Annotated[
         description="true (default): deleted bytes are gone from disk when the call returns; false: a background sweep erases them later."
     ),
 ]
+Verify = Annotated[
+    bool,
+    Field(
+        description="true: before returning, scan every file of the data directory for the deleted texts and "
+        "vectors; the report (and its receipt) gives files_scanned and hits."
+    ),
+]
 Token = Annotated[str | None, Field(description="The confirm_token from a preview of this same call.", max_length=200)]
 DatasetRef = Annotated[str, Field(description="Dataset id (or its name).", max_length=255)]
 
@@ -30,12 +37,13 @@ async def delete_data(
     data_id: Annotated[str, Field(description="Id of the item to delete (from list_data or search).", max_length=64)],
     dry_run: DryRun = False,
     erase: Erase = True,
+    verify: Verify = False,
 ) -> DeletionReport:
     """Delete one item: its chunks, vectors, graph nodes and edges, and its stored file. Graph nodes and
     files that other items still use are kept (listed in kept_shared). Needs the delete permission. Not
     guarded: it runs at once unless dry_run=true. Deleting an item that does not exist is an error."""
     target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
-    return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
+    return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
 
 
 # -- empty_dataset -------------------------------------------------------------------------------------
@@ -53,6 +61,7 @@ async def empty_dataset(
     dry_run: DryRun = False,
     confirm_token: Token = None,
     erase: Erase = True,
+    verify: Verify = False,
 ) -> DeletionReport:
     """Delete every item of a dataset and the dataset itself. Guarded: the person is asked to confirm
     where the client supports it; otherwise the result has confirmation_required=true and a confirm_token
@@ -61,7 +70,7 @@ async def empty_dataset(
     ds = await (await memory(ctx)).dataset_id(dataset_id)
     return await run_guarded(
         ctx, "empty_dataset", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
-        binding={"dataset": ds},
+        binding={"dataset": ds}, verify=verify,
     )  # fmt: skip
 
 
@@ -77,12 +86,13 @@ async def delete_all(
     dry_run: DryRun = False,
     confirm_token: Token = None,
     erase: Erase = True,
+    verify: Verify = False,
 ) -> DeletionReport:
     """Delete every dataset you may delete (and all their items), and nothing else: datasets you can only
     read stay. Guarded like empty_dataset: confirm when asked, or pass back the confirm_token."""
     return await run_guarded(
         ctx, "delete_all", Target("delete_all", "all"), plan, answer,
-        dry_run=dry_run, confirm_token=confirm_token, erase=erase, binding={},
+        dry_run=dry_run, confirm_token=confirm_token, erase=erase, binding={}, verify=verify,
     )  # fmt: skip
 
 

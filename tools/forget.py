@@ -11,7 +11,7 @@ from memsweep.server.errors import mapped
 from memsweep.storage.deletion.targets import Plan, Target, forget_target
 from memsweep.storage.ids import normalise_name
 from memsweep.tools.common import annotations, memory, progress_of
-from memsweep.tools.deleting import DryRun, Erase, Token
+from memsweep.tools.deleting import DryRun, Erase, Token, Verify
 from pydantic import Field
 
 
@@ -77,6 +77,7 @@ async def forget(
     dry_run: DryRun = False,
     confirm_token: Token = None,
     erase: Erase = True,
+    verify: Verify = False,
 ) -> DeletionReport:
     """The one-call form of deletion: data_id (one item, runs at once), data_ids (exactly these items),
     entity (everything about a subject), dataset, or everything=true; all but one item are guarded.
@@ -89,7 +90,7 @@ async def forget(
                                 entity=entity, everything=everything)  # fmt: skip
     target = forget_target(data_id, dataset, everything, memory_only, entity, data_ids)
     if not target.guarded:
-        return await mem.run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx))
+        return await mem.run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
     binding = {
         "dataset": await mem.dataset_id(dataset) if dataset else None,
         "everything": everything,
@@ -99,7 +100,7 @@ async def forget(
     }
     return await run_guarded(
         ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
-        binding=binding,
+        binding=binding, verify=verify,
     )  # fmt: skip
 
 

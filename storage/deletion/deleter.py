@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from memsweep.storage import access
+from memsweep.storage.deletion import receipts
 from memsweep.storage.deletion.erasure import erase_now
 from memsweep.storage.deletion.planner import plan_scope
 from memsweep.storage.deletion.scopes import annotate, resolve
@@ -76,18 +78,32 @@ async def execute(
     erase: bool = True,
     expected_fingerprint: str | None = None,
     progress: Progress | None = None,
-) -> tuple[Plan, bool]:
-    """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply. Returns the
-    plan carried out and whether its bytes were erased before returning."""
+    verify: bool = False,
+) -> Executed:
+    """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply; with
+    `verify`, scan the data directory for what was deleted before returning (the receipt records it)."""
     async with engine.exclusive():
         plan = await make_plan(engine, user, target)
         if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
             raise PlanChanged(plan)
         if plan.empty:
-            return plan, erase
+            return Executed(plan, erase)
+        needles = await receipts.collect_needles(engine, plan) if verify else []
         journal_id = await write_journal(engine, user, plan, erase)
         erased = await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
-    return plan, erased
+        result = None
+        if verify:
+            result = await engine.run(receipts.scan, engine.data_dir, needles)
+            await engine.meta.call(receipts.record_scan, journal_id, result, write=True)
+    return Executed(plan, erased, journal_id, result)
+
+
+@dataclass(frozen=True)
+class Executed:
+    plan: Plan
+    erased: bool
+    receipt_id: str | None = None
+    scan: receipts.Scan | None = None
 
 
 async def write_journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
@@ -186,7 +202,7 @@ async def apply(
             await engine.run(engine.cache.delete_many, plan.cache_keys)
         await tick(4, "files and cache entries removed")
 
-        await _purge(engine, journal_id, plan, user)
+        await _purge(engine, journal_id, plan, user, erase)
         crash_point("after_purge")
         await tick(5, "metadata purged; audit recorded")
 
@@ -239,7 +255,7 @@ async def _remove_files(engine: Engine, plan: Plan) -> None:
             crash_point("mid_files")
 
 
-async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None:
+async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str, erase: bool) -> None:
     """One transaction: metadata rows go, the journal record closes, the audit log gains an entry."""
     in_journal = select(data.c.id).where(data.c.journal_id == journal_id).scalar_subquery()
 
@@ -291,6 +307,7 @@ async def _purge(engine: Engine, journal_id: str, plan: Plan, user: str) -> None
                 data_ids=json.dumps(list(plan.data_ids)),
             )
         )
+        receipts.insert_receipt(conn, journal_id, user, plan, erase)
 
     await engine.meta.call(write, write=True)
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 
+from memsweep.storage.deletion.receipts import mark_erased
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
 from memsweep.storage.stores.metadata import get_state, set_state
+from sqlalchemy import Connection
 
 log = logging.getLogger("memsweep.erasure")
 
@@ -27,7 +29,12 @@ async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> bool:
     if not await engine.meta.checkpoint():
         log.warning("erase pending: another process is reading the metadata database; the sweep will retry")
         return False
-    await engine.meta.call(set_state, "erase_pending", None, write=True)
+
+    def done(conn: Connection) -> None:
+        set_state(conn, "erase_pending", None)
+        mark_erased(conn)  # every receipt waiting for this erase now certifies it
+
+    await engine.meta.call(done, write=True)
     return True
 
 

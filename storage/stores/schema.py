@@ -199,6 +199,24 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
+# Receipts: what an executed delete certifies, per store (ids of the journal, counts, when the bytes were
+# erased, and the result of a verification scan when one was asked for). Ids, counts and times only.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", ID, primary_key=True),  # the journal record's id
+    Column("at", UTCDateTime(), nullable=False),
+    Column("user_name", String(255), nullable=False),
+    Column("op", String(32), nullable=False),
+    Column("counts", Text, nullable=False),
+    Column("erase", Boolean, nullable=False),
+    Column("erased_at", UTCDateTime(), nullable=True),
+    Column("verified", Boolean, nullable=True),
+    Column("files_scanned", Integer, nullable=True),
+    Column("bytes_scanned", Integer, nullable=True),
+    Column("hits", Integer, nullable=True),
+)
+
 # Confirmation tokens (hashed) with their binding: a preview in one server process can be confirmed in
 # another, or after a restart; single use is enforced here (INTERFACE.md, "The guard").
 confirm_tokens = Table(

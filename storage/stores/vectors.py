@@ -65,17 +65,20 @@ def _in_list(column: str, ids: Iterable[str]) -> str:
 
 class LanceVectorStore:
     def __init__(self, root: Path, dim: int) -> None:
-        import lancedb  # imported here: lancedb costs ~1 s to import, and `serve` must answer fast
-
         self.root = root
         self.dim = dim
         root.mkdir(parents=True, exist_ok=True)
-        # read_consistency_interval=0: see other processes' writes and survive their cleanups (ENGINES.md).
-        self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0))
+        self._db = self._connect()
         self._table: Any = None
         self._indexed = False  # this process has seen the three indexes exist
         self._unindexed = 0
         self.commits_since_compact = 0  # each add commits a fragment and a version (Engine folds them)
+
+    def _connect(self) -> Any:
+        import lancedb  # imported here: lancedb costs ~1 s to import, and `serve` must answer fast
+
+        # read_consistency_interval=0: see other processes' writes and survive their cleanups (ENGINES.md).
+        return lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
 
     @property
     def uri(self) -> Path:
@@ -242,6 +245,9 @@ class LanceVectorStore:
 
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
         self._table = None  # reopen at the new version
+        # A fresh connection too: LanceDB's connection keeps per-version state that grew the process ~0.085 MB
+        # per single add (1,200 adds: 319 → 404 MB); reconnecting here kept it at ~0.02 MB per add.
+        self._db = self._connect()
         self.commits_since_compact = 0
 
     def drop(self) -> None:

@@ -3,6 +3,7 @@ already decided (no confirmation step; prune works without the server's opt-in).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,22 @@ class Memory:
                 )
             )
         return report.model_copy(update=extra)
+
+    async def export(
+        self,
+        *,
+        dataset: str | None = None,
+        entity: str | None = None,
+        data_ids: list[str] | None = None,
+        everything: bool = False,
+    ) -> AsyncIterator[str]:
+        """JSON lines of exactly what `forget` with the same arguments would remove (items with their content,
+        entities and relations), streamed; needs `read` on every dataset involved."""
+        from memsweep.storage.admin.export import export_lines
+
+        target = forget_target(None, dataset, everything, False, entity, data_ids)
+        async for line in export_lines(self.engine, self.user, target):
+            yield line
 
     async def receipt(self, receipt_id: str) -> Receipt:
         """What an executed delete certifies (its report's receipt_id): counts per store, erasure, scan."""

@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("grantee", nargs="?")
     tok.add_argument("--revoke", metavar="TOKEN", help="revoke this token")
     tok.add_argument("--revoke-all", action="store_true", help="revoke every token of the user")
+    exp = cmd("export", "write what a forget with the same scope would remove, as JSON lines", json_flag=False)
+    exp.add_argument("--dataset")
+    exp.add_argument("--entity", metavar="NAME")
+    exp.add_argument("--item", action="append", metavar="ID", help="an item id; repeat for several")
+    exp.add_argument("--everything", action="store_true")
+    exp.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     inst = cmd("install", "add memsweep to an MCP client's config (claude, cursor, vscode)", json_flag=False)
     inst.add_argument("client", choices=["claude", "cursor", "vscode"])
     inst.add_argument("--config", help="the client's config file (default: where that client keeps it)")
@@ -209,6 +215,8 @@ def _main(argv: list[str] | None = None) -> int:
 
     if getattr(args, "file", None):
         args.file = os.path.abspath(args.file)  # relative to where the person ran the command
+    if getattr(args, "output", None):
+        args.output = os.path.abspath(os.path.expanduser(args.output))
     try:
         return asyncio.run(_run(settings, args))
     except (InvalidInput, NotFound) as exc:
@@ -382,6 +390,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             ]
             _print(entries, args.json, _table(table, ["at (UTC)", "user", "op", "items", "ids"]))
             return 0
+        if c == "export":
+            return await _export(mem, args)
         if c in ("grant", "revoke"):
             from memsweep.storage.ids import is_uuid
 
@@ -395,6 +405,31 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{done} {args.permission} on {args.dataset} {'to' if c == 'grant' else 'from'} {args.grantee}")
             return 0
         return await _delete(mem, args)
+
+
+async def _export(mem: Any, args: argparse.Namespace) -> int:
+    """Stream the export; with --output, into a temporary file renamed into place once complete (a failed
+    export leaves no half file where the person expects a whole one)."""
+    lines = mem.export(dataset=args.dataset, entity=args.entity, data_ids=args.item, everything=args.everything)
+    if not args.output:
+        async for line in lines:
+            sys.stdout.write(line + "\n")
+        return 0
+    import anyio
+
+    out = anyio.Path(args.output)  # made absolute in _main
+    tmp = out.with_name(f".{out.name}.partial")
+    count = -1
+    try:
+        async with await anyio.open_file(tmp, "w", encoding="utf-8") as fh:
+            async for line in lines:
+                await fh.write(line + "\n")
+                count += 1
+        await tmp.replace(out)
+    finally:
+        await tmp.unlink(missing_ok=True)
+    print(f"exported {count} item(s) to {out}", file=sys.stderr)
+    return 0
 
 
 async def _token(settings: Settings, args: argparse.Namespace) -> int:

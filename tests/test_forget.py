@@ -1,6 +1,7 @@
 """Forgetting a subject, several items, and by description (issue 14), through the real MCP client on real
 stores: previews list what goes, the guard holds, shared things stay, and nothing outside is touched."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,35 @@ async def test_entity_forget_erases_the_subject(settings: Settings) -> None:
         assert _scan(settings.data_dir, b"QXKEEPSUBJX")  # positive controls
         for vec in await _vector_bytes(mem, kept.data_id):
             assert _scan(settings.data_dir, vec)
+
+
+async def test_export_holds_exactly_what_the_forget_removes(settings: Settings, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import anyio.to_thread
+
+    ids = await _seed(settings)
+    async with Memory(settings) as mem:
+        preview = await mem.forget(entity="alice", dry_run=True)
+        lines = [json.loads(x) async for x in mem.export(entity="alice")]
+    header, items = lines[0], lines[1:]
+    assert header["type"] == "export" and header["items"] == preview.items == 3
+    assert {i["id"] for i in items} == {c.data_id for c in preview.candidates} == {ids["a1"], ids["a2"], ids["a3"]}
+    trip = next(i for i in items if i["id"] == ids["a2"])
+    assert trip["content"] == "Alice flew to Rome." and trip["relations"] == [
+        {"source": "Alice", "relation": "visited", "target": "Rome"}
+    ]
+    assert {e["name"] for e in trip["entities"]} == {"Alice", "Rome"}
+    # the CLI writes the same set to a file, then the forget removes exactly it
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(settings.data_dir), MEMSWEEP_USER="alice")
+    out = tmp_path / "alice.jsonl"
+    argv = [sys.executable, "-m", "memsweep", "export", "--entity", "Alice", "--output", str(out)]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, text=True))
+    assert proc.returncode == 0, proc.stderr
+    exported = {json.loads(x)["id"] for x in out.read_text().splitlines()[1:]}
+    async with Memory(settings) as mem:
+        done = await mem.forget(entity="alice")
+        assert {c.data_id for c in done.candidates} == exported and done.items == len(exported)

@@ -82,10 +82,8 @@ class Candidate(_Result):
     data_id: str
     dataset_id: str
     name: str
-    snippet: str = Field(description="The first words of the item.")
-    score: float | None = Field(
-        default=None, description="Search score (forget with query); null when listed by id or entity."
-    )
+    snippet: str
+    score: float | None = Field(default=None, description="forget(query) only")
 
 
 class Receipt(_Result):
@@ -122,21 +120,14 @@ class DeletionReport(DeletionCounts):
     fingerprint: str = Field(default="", description="Identifies the exact plan; a confirmation is bound to it.")
     candidates: list[Candidate] = Field(
         default_factory=list,
-        description="forget with entity or data_ids: up to 20 of the items it deletes; with query: the items "
-        "search picks (nothing is deleted: pass the ids you choose to forget(data_ids=[...])).",
+        description="Up to 20 items it deletes; with query, the matches (nothing deleted).",
     )
-    receipt_id: str | None = Field(default=None, description="An executed delete's receipt (memsweep audit --receipt).")
-    verified: bool | None = Field(
-        default=None, description="verify=true: the data directory was scanned before returning."
-    )
+    receipt_id: str | None = None
+    verified: bool | None = Field(default=None, description="verify=true: data directory scanned")
     files_scanned: int | None = None
     bytes_scanned: int | None = None
-    hits: int | None = Field(
-        default=None, description="verify=true: deleted texts or vectors found on disk (0 means none)."
-    )
-    items_not_deletable: int = Field(
-        default=0, description="forget with entity: items mentioning it in datasets you may read but not delete (kept)."
-    )
+    hits: int | None = Field(default=None, description="verify=true: files holding deleted bytes (0: none)")
+    items_not_deletable: int = Field(default=0, description="entity: items in datasets you may not delete (kept)")
 
 
 class PruneReport(DeletionReport):

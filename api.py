@@ -4,6 +4,7 @@ already decided (no confirmation step; prune works without the server's opt-in).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,13 @@ class Memory:
         entities: list[dict[str, Any]] | None = None,
         relations: list[dict[str, Any]] | None = None,
         copy: bool = True,
+        expires_at: str | datetime | None = None,
+        ttl_days: float | None = None,
     ) -> AddResult:
         return await ingest.add(
             self.engine, self.user, dataset, text=text, path=path, name=name,
             entity_list=entities, relation_list=relations, copy=copy, remote=self.remote,
+            expires_at=expires_at, ttl_days=ttl_days,
         )  # fmt: skip
 
     async def add_many(self, items: list[dict[str, Any]]) -> list[AddResult]:
@@ -106,6 +110,8 @@ class Memory:
                     entity_list=i.get("entities"),
                     relation_list=i.get("relations"),
                     copy=i.get("copy", True),
+                    expires_at=i.get("expires_at"),
+                    ttl_days=i.get("ttl_days"),
                     remote=self.remote,
                 )
                 for i in items
@@ -211,6 +217,43 @@ class Memory:
         target = forget_target(None, dataset, everything, False, entity, data_ids)
         async for line in export_lines(self.engine, self.user, target):
             yield line
+
+    async def expire(self, *, dry_run: bool = False, within_days: float = 0) -> DeletionReport:
+        """Operator call: delete (with erase) every item past its expiry, except in datasets on hold; with
+        `dry_run`, what would go by now + `within_days`."""
+        from datetime import timedelta
+
+        from memsweep.storage.deletion import expiry
+
+        if dry_run:
+            plan = await expiry.preview(self.engine, timedelta(days=within_days))
+            return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
+        done = await expiry.sweep(self.engine)
+        report = build_report(
+            done.plan, dry_run=False, executed=True, message=done_message(done.plan, True, done.erased)
+        )
+        return report.model_copy(update={"receipt_id": done.receipt_id})
+
+    async def set_retention(self, dataset: str, days: int | None) -> None:
+        """Operator call (never a tool: an agent must not lengthen its own retention)."""
+        from memsweep.storage.deletion import expiry
+
+        await self._operate(dataset, lambda conn, ds: expiry.set_retention(conn, ds, days))
+
+    async def hold(self, dataset: str, on: bool = True) -> None:
+        """Operator call: put a dataset on hold (nothing of it expires or is deleted) or release it."""
+        from memsweep.storage.deletion import expiry
+
+        await self._operate(dataset, lambda conn, ds: expiry.set_hold(conn, ds, on))
+
+    async def _operate(self, dataset: str, change: Any) -> None:
+        from memsweep.errors import NotFound
+        from memsweep.storage.ids import is_uuid
+
+        ds = dataset.lower() if is_uuid(dataset.lower()) else await self.dataset_id(dataset)
+        if ds is None:
+            raise NotFound(f"No dataset {dataset!r} visible to {self.user!r}; name another user's by its id.")
+        await self.engine.meta.call(change, ds, write=True)
 
     async def receipt(self, receipt_id: str) -> Receipt:
         """What an executed delete certifies (its report's receipt_id): counts per store, erasure, scan."""

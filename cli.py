@@ -80,6 +80,21 @@ def _global_options(default: object) -> argparse.ArgumentParser:
     return g
 
 
+def _period_or_none(raw: str) -> float | None:
+    """`30d`, `12h`, `90m` (in days) or `none`."""
+    text = raw.strip().lower()
+    if text == "none":
+        return None
+    units = {"d": 1.0, "h": 1 / 24, "m": 1 / 1440}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a period like 30d, 12h or 90m (or none), not {raw!r}")
+    return value
+
+
 def _positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -171,6 +186,16 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("grantee", nargs="?")
     tok.add_argument("--revoke", metavar="TOKEN", help="revoke this token")
     tok.add_argument("--revoke-all", action="store_true", help="revoke every token of the user")
+    ret = cmd("retention", "set a dataset's retention (operator only): 30d, 12h, or none", json_flag=False)
+    ret.add_argument("dataset")
+    ret.add_argument("period", type=_period_or_none, metavar="PERIOD")
+    for name, help in (("hold", "put a dataset on hold: nothing of it expires or is deleted"),
+                       ("release", "take a dataset off hold")):  # fmt: skip
+        cmd(name, f"{help} (operator only)", json_flag=False).add_argument("dataset")
+    expire = cmd("expire", "delete (with erase) every item past its expiry")
+    expire.add_argument("--dry-run", action="store_true", help="only list what would go")
+    expire.add_argument("--within", type=_period_or_none, default=0.0, metavar="PERIOD",
+                        help="with --dry-run: what goes by now + PERIOD (e.g. 7d)")  # fmt: skip
     exp = cmd("export", "write what a forget with the same scope would remove, as JSON lines", json_flag=False)
     exp.add_argument("--dataset")
     exp.add_argument("--entity", metavar="NAME")
@@ -392,6 +417,28 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if c == "export":
             return await _export(mem, args)
+        if c == "retention":
+            days = None if args.period is None else max(1, round(args.period))
+            await mem.set_retention(args.dataset, days)
+            print(
+                f"{args.dataset}: "
+                + (f"new items expire {days} day(s) after they are added" if days else "no retention")
+            )
+            return 0
+        if c in ("hold", "release"):
+            await mem.hold(args.dataset, on=c == "hold")
+            print(f"{args.dataset}: " + ("on hold (nothing expires or is deleted)" if c == "hold" else "released"))
+            return 0
+        if c == "expire":
+            report = await mem.expire(dry_run=args.dry_run, within_days=args.within or 0.0)
+            rows = [[x.data_id, x.dataset_id, x.name[:50]] for x in report.candidates]
+            text = (
+                report.message
+                if not args.dry_run
+                else (_table(rows, ["id", "dataset", "name"]) + "\n" + report.message)
+            )
+            _print(report, args.json, text)
+            return 0
         if c in ("grant", "revoke"):
             from memsweep.storage.ids import is_uuid
 

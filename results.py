@@ -19,6 +19,8 @@ class DatasetInfo(_Result):
     created_at: datetime
     can_delete: bool
     can_read: bool = Field(default=True, description="False when you hold only other permissions (e.g. delete) on it.")
+    retention_days: int | None = None
+    on_hold: bool = False
 
 
 class DatasetList(_Result):
@@ -35,6 +37,7 @@ class DataItem(_Result):
     chunks: int
     entities: int
     owned_file: bool
+    expires_at: datetime | None = None
 
 
 class DataPage(_Result):

@@ -3,6 +3,7 @@ the confirmation flow read it from here; this module imports neither the app nor
 no import circle (ARCHITECTURE.md)."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from memsweep.config import Settings
 from memsweep.server.guard import Guard
+
+log = logging.getLogger("memsweep.server")
 
 if TYPE_CHECKING:  # the storage engines load in the background, after tools/list is answered
     from memsweep.api import Memory
@@ -27,6 +30,7 @@ class AppState:
     _memory: "Memory | None" = None
     _opening: "asyncio.Task[Memory] | None" = None
     _closing: "asyncio.Task[None] | None" = None
+    _sweeper: "asyncio.Task[None] | None" = None
 
     def start_opening(self) -> None:
         self._opening = asyncio.get_running_loop().create_task(self._open())
@@ -39,7 +43,20 @@ class AppState:
         memory = Memory(self.settings)
         await memory.__aenter__()
         self._memory = memory
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired(memory))
         return memory
+
+    async def _sweep_expired(self, memory: "Memory") -> None:
+        """Expiry in a running server (issue 15.1): every SWEEP_SECONDS, delete what expired, with erase."""
+        from memsweep.errors import MemsweepError
+        from memsweep.storage.deletion.expiry import SWEEP_SECONDS
+
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await memory.expire()
+            except MemsweepError as exc:  # busy store, a hold: the next round tries again
+                log.warning("expiry sweep postponed: %s", exc)
 
     async def memory(self) -> "Memory":
         if self._memory is not None:
@@ -55,6 +72,8 @@ class AppState:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._opening is not None and not self._opening.done():
             try:
                 await self._opening

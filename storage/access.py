@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage.ids import is_uuid, new_id
-from memsweep.storage.stores.schema import acl, datasets, users
-from sqlalchemy import ColumnElement, Connection, Select, or_, select
+from memsweep.storage.stores.schema import acl, data, datasets, users
+from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select
 
 PERMISSIONS = ("read", "write", "delete", "share")
 
@@ -64,6 +64,12 @@ def _dataset_select() -> Select[tuple[str, str, str, str, datetime]]:
         users.c.name.label("owner"),
         datasets.c.created_at,
     ).join(users, users.c.id == datasets.c.owner_id)
+
+
+def live_items(now: datetime) -> ColumnElement[bool]:
+    """Items every read may return: added, not being deleted, not past their expiry (DESIGN.md invariant
+    13: an expired item is invisible at once, before the sweep deletes it)."""
+    return and_(data.c.status == "active", or_(data.c.expires_at.is_(None), data.c.expires_at > now))
 
 
 def readable_condition(uid: str) -> ColumnElement[bool]:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -84,6 +85,11 @@ class Engine:
         self._erase_task: asyncio.Task[None] | None = None
         self.closed = False
         self.hooks = Hooks()
+        # What "now" is for expiry (tests advance it instead of sleeping).
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.clock()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from memsweep.config import Settings
 from memsweep.storage.admin.maintenance import repair_graph_if_needed
+from memsweep.storage.deletion import expiry
 from memsweep.storage.deletion.erasure import erase_if_pending
 from memsweep.storage.deletion.recovery import recover
 from memsweep.storage.engine import Engine, Hooks
@@ -21,6 +22,7 @@ async def open_engine(settings: Settings) -> Engine:
     try:
         async with engine.exclusive():
             await recover(engine)
+        await expiry.sweep(engine)  # items that expired while nothing ran are deleted before serving
     except BaseException:
         await engine.close()
         raise

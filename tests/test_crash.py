@@ -36,6 +36,12 @@ SCRIPT = textwrap.dedent(
                 await mem.forget(data_id=victim.id)
             elif op == "forget_entity":
                 await mem.forget(entity="alice")
+            elif op == "expire":
+                from datetime import UTC, datetime, timedelta
+
+                await mem.add("victim", text="Expiring soon about Oslo.", ttl_days=1)
+                mem.engine.clock = lambda: datetime.now(UTC) + timedelta(days=2)
+                await mem.expire()
             elif op == "forget_items":
                 items = await mem.datasets.list_data("victim")
                 await mem.forget(data_ids=[i.id for i in items[:2]])
@@ -61,7 +67,7 @@ ALL_STEPS = ["after_journal", "mid_vectors", "after_vectors", "mid_graph", "afte
 CASES = [("delete_data", s) for s in ALL_STEPS]
 CASES += [
     (op, s)
-    for op in ("forget", "empty_dataset", "delete_all", "forget_entity", "forget_items")
+    for op in ("forget", "empty_dataset", "delete_all", "forget_entity", "forget_items", "expire")
     for s in ("after_journal", "mid_graph", "mid_erase")
 ]
 CASES += [(f"prune:{layer}", "after_journal") for layer in ("files", "graph", "vector", "metadata", "cache")]
@@ -100,6 +106,8 @@ async def test_kill_at_step_then_resume(settings: Settings, op: str, step: str) 
             assert len(await mem.datasets.list_data("victim")) == 1
         elif op == "forget_items":
             assert len(await mem.datasets.list_data("victim")) == 1
+        elif op == "expire":  # the killed sweep was finished at start-up: the expiring item is gone
+            assert len(await mem.datasets.list_data("victim")) == 3
         elif op in ("delete_data", "forget"):
             assert len(await mem.datasets.list_data("victim")) == 2
         elif op == "add":

@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ class Store(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.mem = Memory(Settings(data_dir=self.tmp / "d", user="alice", allow_prune=True))
         self.run(self.mem.__aenter__())
+        self.now = datetime.now(UTC)
+        self.mem.engine.clock = lambda: self.now  # time advances by rule, never by sleeping
         # the model: data_id -> (dataset, text, entity names, has_graph, has_vectors, file_kept)
         self.items: dict[str, dict] = {}
         self.datasets: set[str] = set()
@@ -48,6 +51,24 @@ class Store(RuleBasedStateMachine):
         r = self.run(self.mem.add(ds, text=text, entities=[{"name": n} for n in sorted(names)]))
         self.items[r.data_id] = {"ds": ds, "text": text, "names": names, "graph": True, "vectors": True, "file": True}
         self.datasets.add(ds)
+
+    @rule(ds=st.sampled_from(DATASETS), text=st.sampled_from(TEXTS), days=st.integers(1, 3))
+    def add_expiring(self, ds: str, text: str, days: int) -> None:
+        r = self.run(self.mem.add(ds, text=text, entities=[], ttl_days=days))
+        self.items[r.data_id] = {"ds": ds, "text": text, "names": set(), "graph": True, "vectors": True,
+                                 "file": True, "expires": self.now + timedelta(days=days)}  # fmt: skip
+        self.datasets.add(ds)
+
+    @rule(days=st.integers(1, 3))
+    def time_passes_and_the_sweep_runs(self, days: int) -> None:
+        self.now += timedelta(days=days)
+        due = {k for k, v in self.items.items() if v.get("expires") and v["expires"] <= self.now}
+        for k in due:  # invisible at once ...
+            assert k not in {i.id for i in self.run(self.mem.datasets.list_data(self.items[k]["ds"]))}
+        report = self.run(self.mem.expire())  # ... and gone after the sweep
+        assert report.items == len(due)
+        for k in due:
+            del self.items[k]
 
     @precondition(lambda self: self.items)
     @rule(data=st.data())

@@ -27,7 +27,7 @@ EXPECTED_TOOLS = {
     "prune": (False, True, False),
 }
 EXPECTED_PARAMS = {
-    "add": ["copy", "dataset", "entities", "name", "path", "relations", "text"],
+    "add": ["copy", "dataset", "entities", "expires_at", "name", "path", "relations", "text", "ttl_days"],
     "search": ["dataset", "limit", "query"],
     "list_datasets": [],
     "list_data": ["cursor", "dataset_id", "limit"],

@@ -34,6 +34,10 @@ async def add(
     ] = None,
     relations: Annotated[list[RelationIn] | None, Field(description="Relations between those entities.")] = None,
     copy: Annotated[bool, Field(description="false keeps a file by reference: never copied, moved or deleted.")] = True,
+    expires_at: Annotated[
+        str | None, Field(description="Forget it at this time (ISO 8601, e.g. 2027-01-31T12:00:00Z).", max_length=64)
+    ] = None,
+    ttl_days: Annotated[float | None, Field(description="Forget it after this many days.", gt=0, le=36500)] = None,
 ) -> AddResult:
     """Store a memory (a text or a text file) in a dataset, creating the dataset if needed.
 
@@ -48,6 +52,8 @@ async def add(
         entities=[e.model_dump() for e in entities] if entities is not None else None,
         relations=[r.model_dump() for r in relations] if relations is not None else None,
         copy=copy,
+        expires_at=expires_at,
+        ttl_days=ttl_days,
     )
 
 

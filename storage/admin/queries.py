@@ -25,7 +25,7 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
             return []
         live = (
             select(data.c.dataset_id, func.count().label("n"))
-            .where(data.c.status == "active")
+            .where(access.live_items(engine.now()))
             .group_by(data.c.dataset_id)
             .subquery()
         )
@@ -37,6 +37,8 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
                     datasets.c.owner_id,
                     users.c.name.label("owner"),
                     datasets.c.created_at,
+                    datasets.c.retention_days,
+                    datasets.c.hold,
                     func.coalesce(live.c.n, 0).label("n"),
                 )
                 .join(users, users.c.id == datasets.c.owner_id)
@@ -56,6 +58,8 @@ async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
             created_at=r.created_at,
             can_delete=r.id in deletable,
             can_read=r.id in readable,
+            retention_days=r.retention_days,
+            on_hold=bool(r.hold),
         )
         for r in rows
     ]
@@ -90,7 +94,7 @@ async def list_data_page(
         n_entities = select(func.count()).where(data_entities.c.data_id == data.c.id).scalar_subquery()
         stmt = (
             select(data, n_chunks.label("n_chunks"), n_entities.label("n_entities"))
-            .where(data.c.dataset_id == ds.id, data.c.status == "active")
+            .where(data.c.dataset_id == ds.id, access.live_items(engine.now()))
             .order_by(data.c.created_at, data.c.id)
             .limit(limit + 1)
         )
@@ -110,6 +114,7 @@ async def list_data_page(
             chunks=int(r.n_chunks),
             entities=int(r.n_entities),
             owned_file=bool(r.owned),
+            expires_at=r.expires_at,
         )
         for r in page
     ]
@@ -193,7 +198,7 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
             for r in (
                 await conn.execute(
                     select(data.c.id, data.c.dataset_id, data.c.name).where(
-                        data.c.id.in_(list(scores)), data.c.status == "active", data.c.dataset_id.in_(ds_ids)
+                        data.c.id.in_(list(scores)), access.live_items(engine.now()), data.c.dataset_id.in_(ds_ids)
                     )
                 )
             )

@@ -11,7 +11,7 @@ from memsweep.storage import access
 from memsweep.storage.deletion.targets import MAX_DATA_IDS, Plan, Target
 from memsweep.storage.ids import normalise_name, parse_uuid
 from memsweep.storage.stores.schema import chunks, data, data_entities, datasets, entities
-from sqlalchemy import ColumnElement, Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 SQL_BATCH = 500
 MAX_DATASET_NAMES = 5
@@ -25,7 +25,33 @@ def _batches(values: tuple[str, ...] | list[str], size: int) -> list[list[str]]:
 
 
 def resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
-    """The target as a scope on `data` plus the datasets it removes; checks existence and `delete`."""
+    """The target as a scope on `data` plus the datasets it removes; checks existence, `delete`, and holds."""
+    if target.kind == "expired":
+        # The expiry sweep: items past `until`, never in a dataset on hold (a hold stops expiry).
+        held = select(datasets.c.id).where(datasets.c.hold.is_(True))
+        return and_(data.c.status == "active", data.c.expires_at <= target.until, data.c.dataset_id.not_in(held)), ()
+    scope, removed = _resolve(conn, user, target)
+    _refuse_holds(conn, scope, removed)
+    return scope, removed
+
+
+def _refuse_holds(conn: Connection, scope: ColumnElement[bool], removed: tuple[str, ...]) -> None:
+    """A dataset on hold is deleted by nothing (issue 15.1): the error names the hold and how to lift it."""
+    touched = select(data.c.dataset_id).where(scope).distinct()
+    held = conn.execute(
+        select(datasets.c.name)
+        .where(datasets.c.hold.is_(True), or_(datasets.c.id.in_(touched), datasets.c.id.in_(list(removed))))
+        .order_by(datasets.c.name)
+    ).all()
+    if held:
+        names = ", ".join(repr(r[0]) for r in held[:5])
+        raise PermissionDenied(
+            f"Dataset {names} is on hold: nothing in it may be deleted (or expire) until the operator runs "
+            "`memsweep release DATASET`. Nothing was deleted."
+        )
+
+
+def _resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
     removed: tuple[str, ...]
     uid = access.user_id(conn, user, create=False)
     if target.kind == "item":
@@ -164,7 +190,7 @@ def annotate(conn: Connection, user: str, target: Target, plan: Plan) -> Plan:
     """The display-only facts of a preview: dataset names, and for subject and several-item forgets the
     items listed (up to 20) and the items about the subject the caller may not delete."""
     plan = _with_dataset_names(conn, plan)
-    if target.kind not in ("entity", "items"):
+    if target.kind not in ("entity", "items", "expired"):
         return plan
     first = select(chunks.c.data_id, chunks.c.text).where(chunks.c.seq == 0).subquery()
     rows = conn.execute(

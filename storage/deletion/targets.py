@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from memsweep.errors import ConfirmationRequired, InvalidInput
 from memsweep.results import DeletionCounts
@@ -116,6 +117,7 @@ class Target:
     wipe: Wipe = field(default_factory=Wipe)
     data_ids: tuple[str, ...] = ()
     entity: str | None = None
+    until: datetime | None = None  # kind "expired": items whose expiry is at or before this moment
 
     @property
     def guarded(self) -> bool:

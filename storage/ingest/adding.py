@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from memsweep.storage.ingest.chunking import chunk_text, extract_entities
 from memsweep.storage.ingest.sources import read_source
 from memsweep.storage.stores.files import owner_key, sha256_bytes
 from memsweep.storage.stores.graph import GraphAdd
-from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, entities, relations
+from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, datasets, entities, relations
 from memsweep.storage.stores.vectors import VectorRow
 from sqlalchemy import Connection, select, update
 
@@ -166,6 +167,38 @@ class Prepared:
     content_hash: str
     data_id: str
     chunk_ids: list[str]
+    expires_at: datetime | None = None  # an explicit expiry (from expires_at or ttl_days), else the dataset's
+
+
+MAX_TTL_DAYS = 36_500
+
+
+def expiry(engine: Engine, expires_at: str | datetime | None, ttl_days: float | None) -> datetime | None:
+    """When an item given `expires_at` (RFC 3339 / ISO 8601; no offset means UTC) or `ttl_days` expires."""
+    if expires_at is not None and ttl_days is not None:
+        raise InvalidInput("Give `expires_at` or `ttl_days`, not both. Nothing was stored.")
+    now = engine.now()
+    if ttl_days is not None:
+        if isinstance(ttl_days, bool) or not isinstance(ttl_days, int | float) or not 0 < ttl_days <= MAX_TTL_DAYS:
+            raise InvalidInput(
+                f"`ttl_days` must be a number of days between 0 and {MAX_TTL_DAYS:,}. Nothing was stored."
+            )
+        return now + timedelta(days=ttl_days)
+    if expires_at is None:
+        return None
+    if isinstance(expires_at, str):
+        raw = expires_at
+        try:
+            expires_at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                f"`expires_at` {raw[:40]!r} is not a date and time like 2027-01-31T12:00:00+00:00. Nothing was stored."
+            ) from None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= now:
+        raise InvalidInput("`expires_at` is already past: that memory would be invisible at once. Nothing was stored.")
+    return expires_at
 
 
 def prepare(
@@ -179,9 +212,12 @@ def prepare(
     relation_list: list[dict[str, Any]] | None = None,
     copy: bool = True,
     remote: bool = False,
+    expires_at: str | datetime | None = None,
+    ttl_days: float | None = None,
 ) -> Prepared:
     if not isinstance(dataset, str) or not dataset.strip():
         raise InvalidInput("`dataset` (an id or a name) is required. Nothing was stored.")
+    expires = expiry(engine, expires_at, ttl_days)
     content = read_content(engine, text, path, name, copy, remote)
     found, triples = _clean_entities(engine, entity_list, relation_list, content.text)
     pieces = chunk_text(content.text)
@@ -195,6 +231,7 @@ def prepare(
         content_hash=sha256_bytes(content.raw),
         data_id=new_id(),
         chunk_ids=[new_id() for _ in pieces],
+        expires_at=expires,
     )
 
 
@@ -316,7 +353,8 @@ def _store_rows(
             file_state="stored" if content.owned else "reference",
             graph_ok=True,
             vectors_ok=True,
-            created_at=access.now(),
+            created_at=engine.now(),
+            expires_at=item.expires_at or _retention_expiry(engine, conn, ds.id),
         )
     )
     if item.pieces:
@@ -344,6 +382,12 @@ def _store_rows(
     if rel_rows:
         conn.execute(relations.insert(), rel_rows)
     return ent_ids, mentions, rel_rows
+
+
+def _retention_expiry(engine: Engine, conn: Connection, dataset_id: str) -> datetime | None:
+    """The dataset's retention (set by the operator) for an item given no expiry of its own."""
+    days = conn.execute(select(datasets.c.retention_days).where(datasets.c.id == dataset_id)).scalar()
+    return engine.now() + timedelta(days=days) if days else None
 
 
 def _mentions(

@@ -61,6 +61,10 @@ datasets = Table(
     Column("name", String(255), nullable=False),
     Column("owner_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Retention set by the operator (`memsweep retention`): new items expire this many days after their add.
+    Column("retention_days", Integer, nullable=True),
+    # On hold (`memsweep hold`): nothing of it expires and no delete touches it until `memsweep release`.
+    Column("hold", Boolean, nullable=True),
     UniqueConstraint("owner_id", "name", name="uq_dataset_owner_name"),
 )
 
@@ -96,7 +100,10 @@ data = Table(
     Column("vectors_ok", Boolean, nullable=False, default=True),
     Column("journal_id", ID, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Invisible to every read from this moment, and swept (deleted with erase) by the expiry sweep.
+    Column("expires_at", UTCDateTime(), nullable=True),
     Index("ix_data_dataset", "dataset_id", "status", "created_at", "id"),
+    Index("ix_data_expires", "expires_at"),
     Index("ix_data_hash", "content_hash"),
     Index("ix_data_file_key", "file_key"),
     Index("ix_data_journal", "journal_id"),
@@ -235,6 +242,9 @@ confirm_tokens = Table(
 # Columns added after a store was first created: (table, column, DDL type, backfill statement or None).
 # `create_all` makes new tables but never alters old ones; `MetadataStore.open` adds what is missing.
 ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("data", "expires_at", "DATETIME", None),
+    ("datasets", "retention_days", "INTEGER", None),
+    ("datasets", "hold", "BOOLEAN", None),
     ("data", "file_key", "VARCHAR(64)", "UPDATE data SET file_key = content_hash WHERE owned"),
     (
         "data_entities",

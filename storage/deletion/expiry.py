@@ -1,0 +1,42 @@
+"""Retention that ends in erasure (issue 15.1). An item past its `expires_at` is invisible to every read at
+once (`access.live_items`); this sweep deletes such items through the one delete path, with erase, as the
+user `system` and the audit reason `expired`. Datasets on hold are skipped. It runs at start-up, in a
+running server every `SWEEP_SECONDS`, and by `memsweep expire`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from memsweep.storage.deletion.deleter import Executed, execute, make_plan
+from memsweep.storage.deletion.targets import Plan, Target
+from memsweep.storage.engine import Engine
+from memsweep.storage.stores.schema import datasets
+from sqlalchemy import Connection, update
+
+SWEEP_SECONDS = 60.0
+SYSTEM = "system"
+
+
+def expired_target(engine: Engine, within: timedelta | None = None) -> Target:
+    return Target("expired", "expired", until=engine.now() + (within or timedelta(0)))
+
+
+async def preview(engine: Engine, within: timedelta | None = None) -> Plan:
+    """What expires by now (+ `within`): the plan the sweep would carry out, deleting nothing."""
+    return await make_plan(engine, SYSTEM, expired_target(engine, within))
+
+
+async def sweep(engine: Engine) -> Executed:
+    """Delete, with erase, every item whose expiry has passed (not in a dataset on hold)."""
+    return await execute(engine, SYSTEM, expired_target(engine), erase=True)
+
+
+def set_retention(conn: Connection, dataset_id: str, days: int | None) -> None:
+    """Operator-only: new items of the dataset expire `days` after their add (None: no retention)."""
+    conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(retention_days=days))
+
+
+def set_hold(conn: Connection, dataset_id: str, hold: bool) -> None:
+    """Operator-only: a dataset on hold neither expires nor can be deleted until released."""
+    conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(hold=hold or None))

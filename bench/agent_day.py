@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -25,6 +24,9 @@ import time
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workload import save
 
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Oslo", "Lisbon", "Atlas", "Orion", "Acme", "Quartz", "Nova"]
 
@@ -162,10 +164,7 @@ def main() -> None:
     ap.add_argument("--data-dir")
     ap.add_argument("--out")
     args = ap.parse_args()
-    result = asyncio.run(run(args))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    save(args.out, asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import item
+from workload import item, save
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -83,10 +83,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out")
     args = ap.parse_args()
-    result = asyncio.run(run(args))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    save(args.out, asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The shared workload: N small texts in 10 datasets, entities from a shared vocabulary (many shared
 nodes), 5% identical texts across datasets. Imported by memsweep's and Cognee's runners alike."""
 
+import json
 import random
 import statistics
+from pathlib import Path
 
 DATASETS = 10
 VOCAB = [f"Entity{i:04d}" for i in range(500)]
@@ -30,3 +32,10 @@ def ms(xs: list[float]) -> dict:
         "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 2),
         "n": len(xs),
     }
+
+
+def save(out: str | None, result: dict) -> None:
+    """Write a benchmark's result as JSON when --out was given."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2))

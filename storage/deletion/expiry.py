@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from memsweep.storage.deletion.deleter import Executed, execute, make_plan
+from memsweep.storage.deletion.scopes import expired_scope
 from memsweep.storage.deletion.targets import Plan, Target
 from memsweep.storage.engine import Engine
-from memsweep.storage.stores.schema import datasets
-from sqlalchemy import Connection, update
+from memsweep.storage.stores.schema import data, datasets
+from sqlalchemy import Connection, select, update
 
 SWEEP_SECONDS = 60.0
 SYSTEM = "system"
@@ -28,8 +29,19 @@ async def preview(engine: Engine, within: timedelta | None = None) -> Plan:
 
 
 async def sweep(engine: Engine) -> Executed:
-    """Delete, with erase, every item whose expiry has passed (not in a dataset on hold)."""
-    return await execute(engine, SYSTEM, expired_target(engine), erase=True)
+    """Delete, with erase, every item whose expiry has passed (not in a dataset on hold). A look at the
+    metadata first, without the directory lease: an idle server's sweep every minute must not take the
+    lease (and reopen the graph) when nothing is due."""
+    target = expired_target(engine)
+    until = target.until
+    assert until is not None
+
+    def due(conn: Connection) -> bool:
+        return conn.execute(select(data.c.id).where(expired_scope(until)).limit(1)).first() is not None
+
+    if not await engine.meta.call(due):
+        return Executed(Plan(op="expired"), erased=True)
+    return await execute(engine, SYSTEM, target, erase=True)
 
 
 def set_retention(conn: Connection, dataset_id: str, days: int | None) -> None:

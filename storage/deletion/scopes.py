@@ -5,6 +5,7 @@ about the subject the caller may not delete). Nothing here changes a row."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage import access
@@ -27,12 +28,17 @@ def _batches(values: tuple[str, ...] | list[str], size: int) -> list[list[str]]:
 def resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[bool], tuple[str, ...]]:
     """The target as a scope on `data` plus the datasets it removes; checks existence, `delete`, and holds."""
     if target.kind == "expired":
-        # The expiry sweep: items past `until`, never in a dataset on hold (a hold stops expiry).
-        held = select(datasets.c.id).where(datasets.c.hold.is_(True))
-        return and_(data.c.status == "active", data.c.expires_at <= target.until, data.c.dataset_id.not_in(held)), ()
+        assert target.until is not None
+        return expired_scope(target.until), ()
     scope, removed = _resolve(conn, user, target)
     _refuse_holds(conn, scope, removed)
     return scope, removed
+
+
+def expired_scope(until: datetime) -> ColumnElement[bool]:
+    """The expiry sweep's items: live, expired at or before `until`, never in a dataset on hold."""
+    held = select(datasets.c.id).where(datasets.c.hold.is_(True))
+    return and_(data.c.status == "active", data.c.expires_at <= until, data.c.dataset_id.not_in(held))
 
 
 def _refuse_holds(conn: Connection, scope: ColumnElement[bool], removed: tuple[str, ...]) -> None:

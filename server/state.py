@@ -31,6 +31,7 @@ class AppState:
     _opening: "asyncio.Task[Memory] | None" = None
     _closing: "asyncio.Task[None] | None" = None
     _sweeper: "asyncio.Task[None] | None" = None
+    _warming: "asyncio.Task[None] | None" = None
 
     def start_opening(self) -> None:
         self._opening = asyncio.get_running_loop().create_task(self._open())
@@ -44,6 +45,9 @@ class AppState:
         await memory.__aenter__()
         self._memory = memory
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired(memory))
+        # Warm the vector engine's import in the background: the first call did not wait for it, and the
+        # first search or add then does not either.
+        self._warming = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(_import_lancedb))
         return memory
 
     async def _sweep_expired(self, memory: "Memory") -> None:
@@ -84,9 +88,12 @@ class AppState:
 
 
 def _preload() -> None:
-    import lancedb  # noqa: F401
     import memsweep.api
     import memsweep.storage.stores.vectors  # noqa: F401
+
+
+def _import_lancedb() -> None:
+    import lancedb  # noqa: F401
 
 
 def state(ctx: Context) -> AppState:

@@ -68,7 +68,9 @@ class LanceVectorStore:
         self.root = root
         self.dim = dim
         root.mkdir(parents=True, exist_ok=True)
-        self._db = self._connect()
+        # Connected on first use: importing lancedb costs ~1.2 s, and a fresh server's first call (often
+        # list_datasets, which needs no vectors) should not wait for it.
+        self._db: Any = None
         self._table: Any = None
         self._indexed = False  # this process has seen the three indexes exist
         self._unindexed = 0
@@ -99,6 +101,8 @@ class LanceVectorStore:
     def _open(self, create: bool) -> Any:
         if self._table is not None:
             return self._table
+        if self._db is None:
+            self._db = self._connect()
         if self.uri.exists():
             self._table = self._db.open_table(TABLE)
         elif create:
@@ -246,8 +250,8 @@ class LanceVectorStore:
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
         self._table = None  # reopen at the new version
         # A fresh connection too: LanceDB's connection keeps per-version state that grew the process ~0.085 MB
-        # per single add (1,200 adds: 319 → 404 MB); reconnecting here kept it at ~0.02 MB per add.
-        self._db = self._connect()
+        # per single add (1,200 adds: 319 → 404 MB); reconnecting (on next use) kept it at ~0.02 MB per add.
+        self._db = None
         self.commits_since_compact = 0
 
     def drop(self) -> None:

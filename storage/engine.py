@@ -172,7 +172,10 @@ class Engine:
         if due:
             async with self._write_lock:
                 if self.lock.held and self.vectors.commits_since_compact:
-                    await self.run(self.vectors.compact)
+                    try:
+                        await self.run(self.vectors.compact)
+                    except Exception:  # a fold is housekeeping: the next idle period tries again
+                        log.exception("folding vector fragments failed; will retry when writes pause again")
         await asyncio.sleep(IDLE_RELEASE_SECONDS)
         async with self._write_lock:
             if self.lock.held:

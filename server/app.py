@@ -52,6 +52,7 @@ class MemsweepServer(MCPServer):
             blocks = inspect.cleandoc(fn.__doc__).split("\n\n")
             description = "\n\n".join(" ".join(b.split()) for b in blocks)
         super().add_tool(fn, name, title, description, annotations, icons, meta, structured_output)
+        _keep_text_arguments_as_text(self._tool_manager.get_tool(name or fn.__name__))
 
     async def shutdown(self) -> None:
         """Close every open engine (runs a due erase, releases the data directory); idempotent."""
@@ -82,6 +83,30 @@ class MemsweepServer(MCPServer):
             text = str(exc)
             raise ToolError(text.removeprefix(prefix)) from exc.__cause__
         return _compact_text(result)
+
+
+def _keep_text_arguments_as_text(tool: Any) -> None:
+    """The SDK pre-parses string arguments that look like JSON for every parameter not typed exactly `str`
+    (Claude Desktop sends lists as JSON strings). For our optional text parameters that turned the memory
+    `null` into None and `{"a": 1}` into a dict, and the add failed (the soak's fuzzer found `text='null'`).
+    Keep the pre-parsing for lists and models; a parameter typed `str | None` gets what was sent."""
+    metadata = tool.fn_metadata
+    text_keys = {
+        key
+        for name, field in metadata.arg_model.model_fields.items()
+        if field.annotation == (str | None)
+        for key in (name, field.alias)
+        if key
+    }
+    if not text_keys:
+        return
+    pre_parse = metadata.pre_parse_json
+
+    def keep_text(data: dict[str, Any]) -> dict[str, Any]:
+        parsed: dict[str, Any] = pre_parse(data)
+        return {k: (data[k] if k in text_keys else v) for k, v in parsed.items()}
+
+    object.__setattr__(metadata, "pre_parse_json", keep_text)  # an SDK pydantic model: no public hook
 
 
 def _compact_text(result: Any) -> Any:

@@ -153,3 +153,18 @@ async def test_argument_errors_are_short_and_in_tool_words(settings: Settings) -
 async def test_python_api_refuses_lone_surrogates(mem: Memory) -> None:
     with pytest.raises(InvalidInput, match="lone surrogate"):
         await mem.add("notes", text="bad \ud800")
+
+
+async def test_text_that_looks_like_json_stays_text(settings: Settings) -> None:
+    """Found by bench/soak.py's fuzzer: the SDK turned the text `null` into None before validation."""
+    async with Client(create_server(settings), mode="legacy") as c:
+        for text in ("null", "true", '{"key": "value"}', "[1, 2, 3]"):
+            r = await c.call_tool("add", {"dataset": "json", "text": text, "name": "null"})
+            assert not r.is_error, (text, r.content[0].text)
+        found = await c.call_tool("forget", {"query": '{"key": "value"}'})
+        assert not found.is_error and found.structured_content["candidates"], found.content[0].text
+        listed = (await c.call_tool("list_data", {"dataset_id": "json"})).structured_content["items"]
+        assert len(listed) == 4 and {i["name"] for i in listed} == {"null"}
+        # lists sent as JSON strings (what Claude Desktop does) are still parsed
+        r = await c.call_tool("add", {"dataset": "json", "text": "Alice again.", "entities": '[{"name": "Alice"}]'})
+        assert not r.is_error and r.structured_content["entities"] == 1

@@ -16,13 +16,13 @@ from pathlib import Path
 from memsweep.errors import NotFound
 from memsweep.results import Receipt
 from memsweep.storage import access
+from memsweep.storage.deletion.scopes import batches
 from memsweep.storage.deletion.targets import Plan
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import parse_uuid
 from memsweep.storage.stores.schema import chunks, data, receipts
 from sqlalchemy import Connection, select, update
 
-SQL_BATCH = 500
 # Texts shorter than this are common words, not evidence of a memory (and would match innocently).
 MIN_TEXT_NEEDLE = 8
 READ_BLOCK = 1 << 22
@@ -71,22 +71,21 @@ async def collect_needles(engine: Engine, plan: Plan) -> list[bytes]:
 
     def read(conn: Connection) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for start in range(0, len(ids), SQL_BATCH):
-            part = ids[start : start + SQL_BATCH]
+        for part in batches(ids):
             out += [
                 (r.text, r.text_hash)
                 for r in conn.execute(select(chunks.c.text, chunks.c.text_hash).where(chunks.c.id.in_(part)))
             ]
         hashes = sorted({h for _t, h in out})
         live: set[str] = set()
-        for start in range(0, len(hashes), SQL_BATCH):
+        for part in batches(hashes):
             live |= {
                 r[0]
                 for r in conn.execute(
                     select(chunks.c.text_hash)
                     .join(data, data.c.id == chunks.c.data_id)
                     .where(
-                        chunks.c.text_hash.in_(hashes[start : start + SQL_BATCH]),
+                        chunks.c.text_hash.in_(part),
                         chunks.c.id.not_in(ids),
                         data.c.status == "active",
                     )

@@ -10,7 +10,7 @@ from datetime import datetime
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage import access
 from memsweep.storage.deletion.targets import MAX_DATA_IDS, Plan, Target
-from memsweep.storage.ids import normalise_name, parse_uuid
+from memsweep.storage.ids import is_uuid, normalise_name, parse_uuid
 from memsweep.storage.stores.schema import chunks, data, data_entities, datasets, entities
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
@@ -20,7 +20,8 @@ MAX_LISTED = 20
 SNIPPET_CHARS = 80
 
 
-def _batches(values: tuple[str, ...] | list[str], size: int) -> list[list[str]]:
+def batches(values: tuple[str, ...] | list[str], size: int = SQL_BATCH) -> list[list[str]]:
+    """`values` in lists of at most `size` (SQLite caps the parameters of one statement)."""
     values = list(values)
     return [values[i : i + size] for i in range(0, len(values), size)]
 
@@ -107,7 +108,7 @@ def _resolve_items(conn: Connection, uid: str | None, target: Target) -> ColumnE
         )
     ids = sorted({parse_uuid(v, "data_id") for v in target.data_ids})
     found: dict[str, str] = {}
-    for part in _batches(ids, SQL_BATCH):
+    for part in batches(ids, SQL_BATCH):
         rows = conn.execute(select(data.c.id, data.c.dataset_id).where(data.c.id.in_(part), data.c.status == "active"))
         found |= {r.id: r.dataset_id for r in rows}
     narrowed = access.require_dataset(conn, uid, target.dataset, "delete").id if target.dataset else None
@@ -183,8 +184,6 @@ def _not_deletable_count(conn: Connection, uid: str | None, norm: str, deletable
 
 
 def _not_uuid(value: str) -> bool:
-    from memsweep.storage.ids import is_uuid
-
     return not is_uuid(value.strip())
 
 
@@ -221,7 +220,7 @@ def _with_dataset_names(conn: Connection, plan: Plan) -> Plan:
     holding = select(data.c.dataset_id).where(data.c.id.in_(plan.data_ids[:SQL_BATCH]))
     ids = set(plan.dataset_ids) | {r[0] for r in conn.execute(holding.distinct())}
     if len(plan.data_ids) > SQL_BATCH:  # large plans: count every dataset, name the first few
-        for part in _batches(plan.data_ids[SQL_BATCH:], SQL_BATCH):
+        for part in batches(plan.data_ids[SQL_BATCH:], SQL_BATCH):
             ids |= {r[0] for r in conn.execute(select(data.c.dataset_id).where(data.c.id.in_(part)).distinct())}
     names = conn.execute(
         select(datasets.c.name).where(datasets.c.id.in_(sorted(ids))).order_by(datasets.c.name).limit(MAX_DATASET_NAMES)

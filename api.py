@@ -186,7 +186,10 @@ class Memory:
             verify=verify,
         )
         report = build_report(
-            done.plan, dry_run=False, executed=True, message=done_message(done.plan, erase, done.erased)
+            done.plan,
+            dry_run=False,
+            executed=True,
+            message=done_message(done.plan, erase, done.erased, self.engine.meta.erase_limits),
         )
         extra: dict[str, Any] = {"receipt_id": done.receipt_id}
         if done.scan is not None:
@@ -198,6 +201,11 @@ class Memory:
                     "no deleted text or vector found."
                     if done.scan.hits == 0
                     else f"deleted bytes found in {done.scan.hits} file(s)."
+                )
+                + (
+                    " The metadata database is on PostgreSQL, outside the data directory, and was not scanned."
+                    if self.engine.meta.is_postgres
+                    else ""
                 )
             )
         return report.model_copy(update=extra)
@@ -230,7 +238,10 @@ class Memory:
             return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
         done = await expiry.sweep(self.engine)
         report = build_report(
-            done.plan, dry_run=False, executed=True, message=done_message(done.plan, True, done.erased)
+            done.plan,
+            dry_run=False,
+            executed=True,
+            message=done_message(done.plan, True, done.erased, self.engine.meta.erase_limits),
         )
         return report.model_copy(update={"receipt_id": done.receipt_id})
 

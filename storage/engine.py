@@ -103,6 +103,11 @@ class Engine:
         except OSError as exc:
             raise StoreUnavailable(f"Cannot create the data directory {data_dir}: {exc}") from exc
         meta = await MetadataStore.open(settings.metadata_url or sqlite_url(data_dir / "metadata.db"))
+        try:
+            await meta.pair(data_dir)
+        except BaseException:
+            await meta.close()
+            raise
         embedder = make_embedder(settings.embedder)
         engine = cls(
             settings,

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.pgserver import new_store_metadata
+
 
 @pytest.fixture
 def run(tmp_path: Path):
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"), MEMSWEEP_USER="alice")
 
-    def _run(*args: str, stdin: str = "", user: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(
+        *args: str, stdin: str = "", user: str | None = None, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         e = dict(env, MEMSWEEP_USER=user) if user else env
+        e = dict(e, **(extra or {}))
         return subprocess.run(
             [sys.executable, "-m", "memsweep", *args], env=e, input=stdin, capture_output=True, text=True, timeout=120
         )
@@ -79,13 +84,18 @@ def test_global_options_before_or_after_the_command(run, tmp_path: Path) -> None
     version = run("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"memsweep {__version__}"
     other = tmp_path / "other"
-    assert run("add", "notes", "In the other store.", "--data-dir", str(other), "--user", "carol").returncode == 0
-    after = _json(run("datasets", "--json", "--data-dir", str(other), "--user", "carol"))
-    before = _json(run("--data-dir", str(other), "--user", "carol", "datasets", "--json"))
+    before_env = os.environ.get("MEMSWEEP_METADATA_URL")
+    new_store_metadata()  # a second store needs its own metadata database on PostgreSQL
+    x = {"MEMSWEEP_METADATA_URL": os.environ["MEMSWEEP_METADATA_URL"]} if before_env else {}
+    assert (
+        run("add", "notes", "In the other store.", "--data-dir", str(other), "--user", "carol", extra=x).returncode == 0
+    )
+    after = _json(run("datasets", "--json", "--data-dir", str(other), "--user", "carol", extra=x))
+    before = _json(run("--data-dir", str(other), "--user", "carol", "datasets", "--json", extra=x))
     assert after == before and [d["owner"] for d in after] == ["carol"]
     assert _json(run("datasets", "--json")) == []  # the default store (MEMSWEEP_DATA_DIR) was not touched
     # a value given before the command is not undone by the command's own defaults
-    assert _json(run("--data-dir", str(other), "datasets", "--user", "carol", "--json")) == after
+    assert _json(run("--data-dir", str(other), "datasets", "--user", "carol", "--json", extra=x)) == after
 
 
 BAD = [

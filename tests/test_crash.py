@@ -17,6 +17,7 @@ from memsweep.config import Settings
 from memsweep.storage.stores.metadata import get_state
 
 from tests.helpers import snapshot
+from tests.pgserver import new_store_metadata
 
 pytestmark = pytest.mark.anyio
 
@@ -167,6 +168,7 @@ async def test_kill_right_after_an_acknowledged_delete(settings: Settings, tmp_p
     backend = settings.graph_backend
     for round_ in range(4):
         data_dir = tmp_path / f"r{round_}"
+        new_store_metadata()  # each round is a new store (its own database on PostgreSQL)
         argv = [sys.executable, "-c", KILL_AFTER_REPLY, str(data_dir), backend, str(rng.randrange(6))]
 
         def run_and_kill(argv: list[str] = argv) -> None:

@@ -313,3 +313,24 @@ async def test_a_shared_entity_forgets_what_a_deleted_item_said(mem: Memory) -> 
     for marker in (b"QXBLUEHERON", b"target-qx", b"ACME HOLDINGS"):
         assert _scan(mem.settings.data_dir, marker) == [], marker
     assert _scan(mem.settings.data_dir, b"Acme Holdings")  # positive control: the kept item's spelling
+
+
+async def test_a_data_directory_and_another_stores_metadata_do_not_mix(settings, tmp_path) -> None:
+    """The store id is kept in the metadata and in the data directory; a metadata file copied in from
+    another store is refused, with nothing changed (on SQLite the file sits in the directory; the
+    PostgreSQL cases are in tests/test_postgres.py)."""
+    import shutil
+
+    from memsweep.errors import StoreUnavailable
+
+    if settings.metadata_url:
+        pytest.skip("the SQLite layout")
+    other = settings.with_(data_dir=tmp_path / "other")
+    for s in (settings, other):
+        async with Memory(s) as m:
+            await m.add("notes", text=f"Kept in {s.data_dir.name}.")
+    assert (settings.data_dir / "store-id").read_text() != (other.data_dir / "store-id").read_text()
+    shutil.copy(other.data_dir / "metadata.db", settings.data_dir / "metadata.db")
+    with pytest.raises(StoreUnavailable, match="Nothing was changed"):
+        async with Memory(settings):
+            pass

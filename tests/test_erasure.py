@@ -5,6 +5,7 @@ nothing proves nothing without one) and so must its vector bytes; the deleted it
 float32 bytes of its vectors must be found nowhere.
 """
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,32 @@ from memsweep.config import Settings
 
 pytestmark = pytest.mark.anyio
 
+# Under `--metadata=postgres` the metadata (chunk texts among it) lives in the PostgreSQL server's data
+# directory, so every scan below reads that too: all of PGDATA, WAL included. Markers carry a per-run
+# suffix, since PGDATA is shared by every test of the session.
+ROOTS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _scan_roots(settings: Settings, pg_server: object | None) -> None:
+    ROOTS[:] = [settings.data_dir]
+    if pg_server is not None:
+        ROOTS.append(pg_server.data_dir)  # type: ignore[attr-defined]
+
+
+def _mark(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:8].upper()}"
+
 
 def _scan(root: Path, needle: bytes) -> list[str]:
     hits = []
-    for f in root.rglob("*"):
-        if f.is_file() and needle in f.read_bytes():
-            hits.append(str(f.relative_to(root)))
+    for base in [root, *(r for r in ROOTS if r != root)]:
+        for f in base.rglob("*"):
+            try:
+                if f.is_file() and needle in f.read_bytes():
+                    hits.append(str(f))
+            except FileNotFoundError:  # PostgreSQL removed it while we walked (a retired WAL segment)
+                continue
     return hits
 
 
@@ -35,7 +56,7 @@ async def _vector_bytes(mem: Memory, data_id: str) -> list[bytes]:
 
 @pytest.mark.parametrize("how", ["delete_data", "forget", "empty_dataset", "delete_all"])
 async def test_deleted_bytes_are_gone(settings: Settings, how: str) -> None:
-    gone_marker, kept_marker = "QXGONEMARKER7731", "QXKEPTMARKER4402"
+    gone_marker, kept_marker = _mark("QXGONEMARKER"), _mark("QXKEPTMARKER")
     async with Memory(settings) as mem:
         for i in range(30):  # enough rows that a lone deletion would not trigger LanceDB's own rewrite
             await mem.add("filler", text=f"Filler memory number {i} about Zurich.")
@@ -48,6 +69,12 @@ async def test_deleted_bytes_are_gone(settings: Settings, how: str) -> None:
             await mem.as_user("bob").grant("alice", kept.dataset_id, "read")
         gone_vectors = await _vector_bytes(mem, gone.data_id)
         assert gone_vectors and _scan(settings.data_dir, gone_marker.encode())
+        if settings.metadata_url:
+            # What autovacuum may do at any moment, done now: ANALYZE samples rows into pg_statistic.
+            async with mem.engine.meta.write() as conn:
+                from sqlalchemy import text
+
+                await conn.execute(text("ANALYZE"))
         if how == "delete_data":
             await mem.datasets.delete_data(dataset_id=gone.dataset_id, data_id=gone.data_id)
         elif how == "forget":
@@ -66,7 +93,7 @@ async def test_deleted_bytes_are_gone(settings: Settings, how: str) -> None:
 
 
 async def test_erase_false_defers_to_close(settings: Settings) -> None:
-    marker = "QXDEFERREDMARKER55"
+    marker = _mark("QXDEFERREDMARKER")
     async with Memory(settings) as mem:
         for i in range(30):
             await mem.add("filler", text=f"Filler memory number {i}.")
@@ -78,25 +105,41 @@ async def test_erase_false_defers_to_close(settings: Settings) -> None:
         assert _scan(settings.data_dir, v) == []
 
 
-async def test_erase_blocked_by_a_reader_is_reported_pending_not_erased(settings: Settings) -> None:
-    """Another process holding a read snapshot on metadata.db keeps the WAL checkpoint from completing: the
-    call must not say "Erased from disk"; once the reader is gone, the sweep erases."""
+def _reader_program(settings: Settings, metadata_url: str | None) -> str:
+    """A second process that opens a read transaction on the metadata and keeps its snapshot."""
+    if metadata_url is None:
+        return (
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(settings.data_dir / 'metadata.db')!r}, isolation_level=None)\n"
+            "c.execute('BEGIN'); c.execute('SELECT count(*) FROM chunks').fetchone()\n"
+            "print('reading', flush=True); sys.stdin.readline()\n"
+        )
+    conninfo = metadata_url.replace("postgresql+psycopg://", "postgresql://")
+    return (
+        "import psycopg, sys\n"
+        f"c = psycopg.connect({conninfo!r})\n"
+        "c.execute('BEGIN ISOLATION LEVEL REPEATABLE READ'); c.execute('SELECT count(*) FROM chunks').fetchone()\n"
+        "print('reading', flush=True); sys.stdin.readline()\n"
+    )
+
+
+async def test_erase_blocked_by_a_reader_is_reported_pending_not_erased(
+    settings: Settings, metadata_backend: str | None
+) -> None:
+    """Another process holding a read snapshot keeps the erase from completing (SQLite: the WAL checkpoint;
+    PostgreSQL: VACUUM cannot remove rows that snapshot sees): the call must not say "Erased from disk";
+    once the reader is gone, the sweep erases."""
     import subprocess
     import sys
     import time
 
-    marker = "QXREADERBLOCKS9090"
+    marker = _mark("QXREADERBLOCKS")
     async with Memory(settings) as mem:
         for i in range(5):
             await mem.add("filler", text=f"Filler memory {i}.")
         gone = await mem.add("victim", text=f"Secret {marker} here.")
         reader = subprocess.Popen(  # noqa: ASYNC220 (a real second process, started once)
-            [sys.executable, "-c", (
-                "import sqlite3, sys, time\n"
-                f"c = sqlite3.connect({str(settings.data_dir / 'metadata.db')!r}, isolation_level=None)\n"
-                "c.execute('BEGIN'); c.execute('SELECT count(*) FROM chunks').fetchone()\n"
-                "print('reading', flush=True); sys.stdin.readline()\n"
-            )],
+            [sys.executable, "-c", _reader_program(settings, metadata_backend)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -123,11 +166,12 @@ async def test_background_compaction_keeps_erasure(settings: Settings) -> None:
     from memsweep.storage.engine import COMPACT_MAX_COMMITS
 
     gone_markers, kept = [], []
+    run = _mark("")
     async with Memory(settings) as mem:
         for i in range(COMPACT_MAX_COMMITS + 40):
-            item = await mem.add("day", text=f"Turn {i}: QXDAY{i:04d}MARK noted.")
+            item = await mem.add("day", text=f"Turn {i}: QXDAY{i:04d}MARK{run} noted.")
             if i % 10 == 3:
-                gone_markers.append((f"QXDAY{i:04d}MARK", await _vector_bytes(mem, item.data_id)))
+                gone_markers.append((f"QXDAY{i:04d}MARK{run}", await _vector_bytes(mem, item.data_id)))
                 await mem.datasets.delete_data(dataset_id="day", data_id=item.data_id, erase=i % 20 == 3)
             else:
                 kept.append(item)

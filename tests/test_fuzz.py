@@ -13,6 +13,8 @@ from mcp import Client
 from memsweep.config import Settings
 from memsweep.server.app import create_server
 
+from tests.pgserver import module_database
+
 HOSTILE = st.sampled_from(
     ["x' OR '1'='1", "*", "../..", "../../etc/passwd", "%", "'; DROP TABLE data; --", "\x00", "a\x00b",
      "ｎｏｔｅｓ", "notes\u200b", "NOTES", "123e4567-e89b-12d3-a456-426614174000", "", " ", "null", "{}", "$ids"]
@@ -31,8 +33,20 @@ TOOLS = {
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory):
-    s = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "d", user="alice", allow_prune=True)
+def live(tmp_path_factory: pytest.TempPathFactory, pg_server: object | None):
+    # One store for the module, so on PostgreSQL a database of its own that outlives each test's.
+    with module_database() as url:
+        yield from _live(
+            Settings(
+                data_dir=tmp_path_factory.mktemp("fuzz") / "d",
+                user="alice",
+                allow_prune=True,
+                **({"metadata_url": url} if url else {}),
+            )
+        )
+
+
+def _live(s: Settings):  # type: ignore[no-untyped-def]
     with start_blocking_portal() as portal:
         with portal.wrap_async_context_manager(Client(create_server(s), mode="legacy")) as client:
             for text in ("Alice moved to New York.", "Bob flew to Paris.", "Carol likes tea."):

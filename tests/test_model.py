@@ -19,6 +19,8 @@ from memsweep.errors import NotFound
 from memsweep.storage.ids import entity_id, normalise_name
 from memsweep.storage.stores.files import owner_key, sha256_bytes
 
+from tests.pgserver import new_store_metadata
+
 DATASETS = ["alpha", "beta", "gamma"]
 NAMES = ["Alice", "Bob", "New York", "Paris", "Acme"]
 TEXTS = ["Alice met Bob.", "A trip to Paris.", "Acme hired Alice.", "Notes from New York."]
@@ -28,6 +30,7 @@ class Store(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="memsweep-model-"))
+        new_store_metadata()  # every example is a new store (its own database on PostgreSQL)
         self.loop = asyncio.new_event_loop()
         self.mem = Memory(Settings(data_dir=self.tmp / "d", user="alice", allow_prune=True))
         self.run(self.mem.__aenter__())

@@ -94,11 +94,12 @@ def build_report(
     return DeletionReport(**fields)
 
 
-def done_message(plan: Plan, erase: bool, erased: bool) -> str:
+def done_message(plan: Plan, erase: bool, erased: bool, limits: str | None = None) -> str:
+    """`limits`: what an erase cannot reach on this metadata database (PostgreSQL settings), quoted as is."""
     if plan.empty:
         return "Nothing to delete: the plan was empty."
     if erased:
-        tail = " Erased from disk."
+        tail = " Erased from disk." + (f" {limits}" if limits else "")
     elif erase:
         tail = (
             " The erase is pending: another process was reading the store, so the old bytes could not be "

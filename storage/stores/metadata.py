@@ -1,13 +1,20 @@
-"""The metadata store: SQLAlchemy 2 async, SQLite + aiosqlite by default, any async URL later.
+"""The metadata store: SQLAlchemy 2 async, SQLite + aiosqlite by default, PostgreSQL + psycopg 3 for teams.
 
 SQLite facts from ENGINES.md shape this module: every write transaction starts with `BEGIN IMMEDIATE`
 (plain deferred BEGIN lost 416 of 500 concurrent updates), WAL with a busy timeout, `secure_delete=ON`
 so deleted text is zeroed in the file, and `wal_checkpoint(TRUNCATE)` on erase so no old page image
 stays in the `-wal` file.
+
+On PostgreSQL (`postgresql+psycopg://…`, storage/stores/postgres.py) the same two promises are kept with
+PostgreSQL's own means: every write transaction first takes one transaction-level advisory lock (writers
+queue in the server, never in an application-side sleep), reads run at REPEATABLE READ (one snapshot, as on
+SQLite), and the erase is a VACUUM of our tables followed by checkpoints that retire the WAL holding the
+deleted rows.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +23,7 @@ from typing import Any, TypeVar
 import anyio
 from memsweep.errors import StoreUnavailable
 from memsweep.storage.stores.schema import ADDED_COLUMNS, metadata
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -35,20 +42,50 @@ class MetadataStore:
     def __init__(self, engine: AsyncEngine, path: Path | None, sync_engine: Engine | None = None) -> None:
         self.engine = engine
         self.path = path  # the SQLite file, when there is one (erasure and doctor read it)
+        self.is_postgres = engine.dialect.name == "postgresql"
+        # What an erase cannot reach on this database (PostgreSQL: WAL copies kept by the server's settings);
+        # None when an erase removes everything. Set at open; the deletion report quotes it.
+        self.erase_limits: str | None = None
+        reads = {"isolation_level": "REPEATABLE READ"} if self.is_postgres else {}
+        self._reader = engine.execution_options(**reads)
         self._writer = engine.execution_options(memsweep_write=True)
         self._sync = sync_engine
+        self._sync_reader = sync_engine.execution_options(**reads) if sync_engine else None
         self._sync_writer = sync_engine.execution_options(memsweep_write=True) if sync_engine else None
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
         is_sqlite = url.startswith("sqlite")
+        is_postgres = url.startswith("postgresql")
+        if is_postgres and not url.startswith("postgresql+psycopg://"):
+            from memsweep.errors import InvalidInput
+
+            raise InvalidInput(
+                "MEMSWEEP_METADATA_URL for PostgreSQL must use the psycopg 3 driver: "
+                "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (install it with pip install 'memsweep[postgres]')."
+            )
         kwargs: dict[str, Any] = {}
         if is_sqlite:
             # Pooled connections: opening one (a thread plus PRAGMAs) cost 20–50 ms per transaction. An idle
             # pooled connection holds no read snapshot, so it does not block the erase's TRUNCATE checkpoint.
             kwargs = {"pool_size": 4, "max_overflow": 8, "connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
-        engine = create_async_engine(url, **kwargs)
+        elif is_postgres:
+            kwargs = {"pool_size": 4, "max_overflow": 8, "pool_pre_ping": True}
+        try:
+            engine = create_async_engine(url, **kwargs)
+        except ImportError as exc:
+            raise StoreUnavailable(
+                f"The driver for {url.split(':', 1)[0]} is not installed ({exc}). "
+                "For PostgreSQL: pip install 'memsweep[postgres]'. Nothing was changed."
+            ) from exc
         sync_engine = None
+        if is_postgres:
+            from memsweep.storage.stores import postgres
+
+            # psycopg 3 serves both sides: the async engine for transactions, the sync one for `call`.
+            sync_engine = create_engine(engine.url, **kwargs)
+            postgres.install_hooks(engine.sync_engine)
+            postgres.install_hooks(sync_engine)
         if is_sqlite:
             _install_sqlite_hooks(engine.sync_engine)
             # The same file through the stdlib driver, for `call`: a statement through the asyncio layer
@@ -65,18 +102,29 @@ class MetadataStore:
             async with store.write() as conn:
                 await conn.run_sync(metadata.create_all)
                 await conn.run_sync(_add_missing_columns)
+                if is_postgres:
+                    from memsweep.storage.stores import postgres
+
+                    await conn.run_sync(postgres.prepare_schema)
         except Exception as exc:
             await engine.dispose()
+            if sync_engine is not None:
+                sync_engine.dispose()
             raise StoreUnavailable(
                 f"Cannot open the metadata database ({engine.url.render_as_string(hide_password=True)}): "
                 f"{exc}. Nothing was changed; check the data directory's permissions and free space."
             ) from exc
+        if is_postgres:
+            from memsweep.storage.stores import postgres
+
+            assert sync_engine is not None
+            store.erase_limits = await anyio.to_thread.run_sync(postgres.erase_limits, sync_engine)
         return store
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction: one consistent snapshot for everything read inside it."""
-        async with self.engine.connect() as conn, conn.begin():
+        async with self._reader.connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager
@@ -95,7 +143,7 @@ class MetadataStore:
         if self._sync is None:
             async with self.write() if write else self.read() as conn:
                 return await conn.run_sync(fn, *args)
-        engine = self._sync_writer if write else self._sync
+        engine = self._sync_writer if write else self._sync_reader
         assert engine is not None
 
         def work() -> T:
@@ -111,6 +159,11 @@ class MetadataStore:
         snapshot) makes SQLite give up with `busy`, and then the old page images are still in the WAL and
         the deleted text still in the main file. Waits at most `wait_ms` for readers, not the 30 s busy
         timeout of ordinary writes: the caller reports the erase as pending and the sweep retries."""
+        if self.is_postgres:
+            from memsweep.storage.stores import postgres
+
+            assert self._sync is not None
+            return await anyio.to_thread.run_sync(postgres.erase, self._sync)
         if self.path is None:
             return True
 
@@ -128,10 +181,74 @@ class MetadataStore:
 
         return await anyio.to_thread.run_sync(work)
 
+    async def pair(self, data_dir: Path) -> str:
+        """Check that this metadata and `data_dir` belong to one store, and return the store's id.
+
+        The id is kept in both places (`state.store_id`, `DATA_DIR/store-id`). SQLite's file lives in the
+        data directory, so there a missing half is filled in (stores made before the id existed). A
+        PostgreSQL database can be pointed at any directory: one that holds another store's metadata, or a
+        directory that belongs to another database, would mix two stores (deletes that find no files, adds
+        whose files another store's doctor calls orphans), so that is refused before anything is written."""
+        marker = data_dir / STORE_ID_FILE
+        on_disk = marker.read_text().strip() if marker.exists() else None
+        where = self.engine.url.render_as_string(hide_password=True)
+
+        def claim(conn: Connection) -> str | None:
+            current = get_state(conn, "store_id")
+            if current is None and (on_disk is None or not self.is_postgres):
+                current = on_disk or str(uuid.uuid4())
+                set_state(conn, "store_id", current)
+                return current
+            return current
+
+        in_meta = await self.call(claim, write=True)
+        if in_meta is None:
+            raise StoreUnavailable(
+                f"The data directory {data_dir} belongs to memsweep store {on_disk}, but the metadata database "
+                f"({where}) holds no store. Nothing was changed. Point MEMSWEEP_METADATA_URL at the database "
+                "this directory was used with, or use a new, empty data directory."
+            )
+        if on_disk is None:
+            if self.is_postgres and _has_content(data_dir):
+                raise StoreUnavailable(
+                    f"The metadata database ({where}) belongs to memsweep store {in_meta}, and the data directory "
+                    f"{data_dir} already holds data of its own. Nothing was changed. Point --data-dir at the "
+                    "directory this database was used with, or MEMSWEEP_METADATA_URL at an empty database."
+                )
+            if self.is_postgres and (await self.call(_live_items)) > 0:
+                raise StoreUnavailable(
+                    f"The metadata database ({where}) holds memsweep store {in_meta}, whose files, vectors and "
+                    f"graph are in another data directory, not in {data_dir}. Nothing was changed. Point "
+                    "--data-dir at that directory. To attach this one anyway (its files are then missing; "
+                    f"`memsweep doctor --repair` rebuilds graph and vectors), write {in_meta} into {marker}."
+                )
+            marker.write_text(in_meta + "\n")
+        elif on_disk != in_meta:
+            raise StoreUnavailable(
+                f"The data directory {data_dir} belongs to memsweep store {on_disk}, but the metadata database "
+                f"({where}) to store {in_meta}. Nothing was changed. Point --data-dir and MEMSWEEP_METADATA_URL "
+                "at the pair that were used together."
+            )
+        return in_meta
+
     async def close(self) -> None:
         await self.engine.dispose()
         if self._sync is not None:
             self._sync.dispose()
+
+
+STORE_ID_FILE = "store-id"
+
+
+def _has_content(data_dir: Path) -> bool:
+    """Whether a data directory already holds a store's data (owned files or vectors)."""
+    return any((data_dir / sub).exists() and any((data_dir / sub).iterdir()) for sub in ("files", "vectors"))
+
+
+def _live_items(conn: Connection) -> int:
+    from memsweep.storage.stores.schema import data
+
+    return int(conn.execute(select(func.count()).select_from(data)).scalar_one())
 
 
 def _add_missing_columns(conn: Connection) -> None:

@@ -52,7 +52,9 @@ class MemsweepServer(MCPServer):
             blocks = inspect.cleandoc(fn.__doc__).split("\n\n")
             description = "\n\n".join(" ".join(b.split()) for b in blocks)
         super().add_tool(fn, name, title, description, annotations, icons, meta, structured_output)
-        _keep_text_arguments_as_text(self._tool_manager.get_tool(name or fn.__name__))
+        tool = self._tool_manager.get_tool(name or fn.__name__)
+        _keep_text_arguments_as_text(tool)
+        _compact_schemas(tool)
 
     async def shutdown(self) -> None:
         """Close every open engine (runs a due erase, releases the data directory); idempotent."""
@@ -107,6 +109,16 @@ def _keep_text_arguments_as_text(tool: Any) -> None:
         return {k: (data[k] if k in text_keys else v) for k, v in parsed.items()}
 
     object.__setattr__(metadata, "pre_parse_json", keep_text)  # an SDK pydantic model: no public hook
+
+
+def _compact_schemas(tool: Any) -> None:
+    """Publish the compact schemas (server/schemas.py); validation still uses the pydantic models."""
+    from memsweep.server.schemas import compact
+
+    tool.parameters = compact(tool.parameters, output=False)
+    metadata = tool.fn_metadata
+    if metadata.output_schema is not None:
+        object.__setattr__(metadata, "output_schema", compact(metadata.output_schema, output=True))
 
 
 def _compact_text(result: Any) -> Any:

@@ -61,3 +61,36 @@ async def test_every_result_matches_its_output_schema_with_formats(settings: Set
     bad = dict(listed["datasets"][0], created_at="2026-11-29T11:06:59.256269")
     item_schema = {**schemas["list_datasets"], "$ref": "#/$defs/DatasetInfo"}
     assert not Draft202012Validator(item_schema, format_checker=checker).is_valid(bad)
+
+
+async def test_agent_sized_tool_list_and_results(settings: Settings) -> None:
+    """Issue 11.5: what an agent pays in tokens (about 4 characters a token), held at today's size so it cannot
+    creep back: `tools/list` was 35,168 characters (about 8.8k tokens) before server/schemas.py, 20,651
+    after; the target of 16,000 (4k tokens) is not met yet. A default list_data page (50 items, fields
+    fixed by the contract) is about 3.7k tokens; a default search, list_datasets and a deletion report stay
+    under 2k; no search hit has score 0."""
+    import json
+
+    async with Client(create_server(settings), mode="legacy") as c:
+        listed = (await c.list_tools()).model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert len(json.dumps(listed, separators=(",", ":"))) <= 21_000
+        for tool in listed["tools"]:
+            assert '"title"' not in json.dumps(tool["inputSchema"]) + json.dumps(tool.get("outputSchema", {}))
+        for i in range(60):
+            text = f"Memory {i}: Alice met Bob in Oslo to talk about project {i}."
+            assert not (await c.call_tool("add", {"dataset": "notes", "text": text, "name": f"meeting {i}"})).is_error
+        await c.call_tool("add", {"dataset": "other", "text": "Carol grows tomatoes."})
+        sizes = {}
+        for tool, args in [
+            ("list_data", {"dataset_id": "notes"}),
+            ("search", {"query": "Alice Oslo"}),
+            ("list_datasets", {}),
+            ("empty_dataset", {"dataset_id": "notes", "dry_run": True}),
+        ]:
+            r = await c.call_tool(tool, args)
+            assert not r.is_error, r.content[0].text
+            sizes[tool] = len(r.content[0].text)
+            if tool == "search":
+                assert r.structured_content["hits"] and all(h["score"] > 0 for h in r.structured_content["hits"])
+        assert sizes["list_data"] <= 15_500, sizes
+        assert max(sizes["search"], sizes["list_datasets"], sizes["empty_dataset"]) <= 8_000, sizes

@@ -195,3 +195,27 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     assert c.delete_many(["k1", "zz"]) == 1 and c.keys() == {"k2"}
     assert c.clear() == 1 and c.count() == 0
     c.close()
+
+
+@pytest.mark.parametrize(("n", "per_item"), [(1, 1), (1, PER_KEY_MAX + 2), (PER_KEY_MAX * 3, 3)])
+def test_graph_fresh_add_equals_the_merging_one(tmp_path: Path, n: int, per_item: int) -> None:
+    """A new add creates items, chunks and their edges in one statement (`fresh`); it must leave exactly the
+    graph the merging path (used by rebuild) leaves: several chunks per item, chunks without mentions, a
+    batch where no chunk mentions anything, entities shared across items, relations. One short item takes the
+    per-key statements; a long text (many chunks) and a batch take FRESH."""
+    snaps = []
+    for fresh in (False, True):
+        for mentioning in (True, False):
+            g = EmbeddedGraphStore(tmp_path / f"g{fresh}{mentioning}", BACKEND)
+            items = [(f"d{i}", f"ds{i % 2}") for i in range(n)]
+            chunks = [(f"c{i}.{k}", f"d{i}") for i in range(n) for k in range(1 + (i + per_item - 1) % per_item)]
+            ents = ["shared", *(f"e{i}" for i in range(n))]
+            mentions = [(c, "shared") for c, _ in chunks[::2]] + [(f"c{i}.0", f"e{i}") for i in range(n)]
+            rels = [(f"r{i}", f"d{i}", "shared", f"e{i}") for i in range(n)]
+            g.add(GraphAdd(items, chunks, ents, mentions if mentioning else [], rels, fresh=fresh))
+            s = g.snapshot()
+            snaps.append((fresh, mentioning, s.items, s.chunks, s.entities, s.has_chunk, s.mentions, sorted(s.relates)))
+            g.close()
+    by = {(f, m): rest for f, m, *rest in snaps}
+    assert by[(True, True)] == by[(False, True)] and by[(True, False)] == by[(False, False)]
+    assert by[(True, True)][4] and not by[(True, False)][4]  # mentions present / absent as given

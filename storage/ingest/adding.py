@@ -307,7 +307,7 @@ async def add_many(engine: Engine, user: str, batch: list[Prepared]) -> list[Add
             await engine.run(engine.files.put, raw, key)
         crash_point("mid_add")
         await engine.run(engine.vectors.add, vector_rows)
-        graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations)
+        graph = GraphAdd(g_items, g_chunks, g_entities, g_mentions, g_relations, fresh=True)
         await engine.run(engine.graph.add, graph)
         ids = [item.data_id for item in batch]
 

@@ -226,12 +226,36 @@ class EmbeddedGraphStore:
     # -- writes (MERGE and MATCH-by-key: every step can be re-run) --------------------------------------
     def add(self, change: GraphAdd) -> None:
         entities = _keyed("MERGE (:Entity {id: r.id})", [{"id": e} for e in dict.fromkeys(change.entities)])
+        # A new add's relation ids are new too: CREATE (MERGE searched the entity's edges, see below).
         relations = _keyed(
-            "MATCH (a:Entity {id: r.s}), (b:Entity {id: r.t}) MERGE (a)-[:RELATES {id: r.id, data_id: r.d}]->(b)",
-            [{"id": i, "d": d, "s": s, "t": t} for i, d, s, t in change.relations],
+            "MATCH (a:Entity {id: r.s}), (b:Entity {id: r.t}) "
+            + ("CREATE" if change.fresh else "MERGE")
+            + " (a)-[:RELATES {id: r.id, data_id: r.d}]->(b)",
+            [{"id": i, "d": d, "s": s, "t": t} for i, d, s, t in dict.fromkeys(change.relations)],
         )
-        if change.fresh and max(len(change.items), len(change.chunks), len(change.mentions)) > PER_KEY_MAX:
-            self._run([*entities, *_fresh(change), *relations])
+        if change.fresh:
+            if max(len(change.items), len(change.chunks), len(change.mentions)) > PER_KEY_MAX:
+                self._run([*entities, *_fresh(change), *relations])
+                return
+            # A short new add: one prepared statement per key, each finding its nodes by primary key. CREATE,
+            # not MERGE, for the new edges: a MERGE of (chunk)-[:MENTIONS]->(entity) searched the entity's
+            # edges, 19.8 ms per mention at 100k items (60 of a single add's 73 ms); CREATE took 0.x ms.
+            self._run(
+                entities
+                + [("CREATE (d:Item {id: $id, dataset_id: $ds})", {"id": d, "ds": ds}) for d, ds in change.items]
+                + [
+                    (
+                        "MATCH (d:Item {id: $d}) CREATE (d)-[:HAS_CHUNK]->(:Chunk {id: $c, data_id: $d})",
+                        {"c": c, "d": d},
+                    )
+                    for c, d in change.chunks
+                ]
+                + [
+                    ("MATCH (c:Chunk {id: $c}), (e:Entity {id: $e}) CREATE (c)-[:MENTIONS]->(e)", {"c": c, "e": e})
+                    for c, e in dict.fromkeys(change.mentions)
+                ]
+                + relations
+            )
             return
         self._run(
             entities
@@ -298,7 +322,7 @@ class EmbeddedGraphStore:
 def _fresh(change: GraphAdd) -> list[tuple[str, dict[str, Any]]]:
     """The FRESH statement's rows: items with their chunks, each chunk with the entities it mentions."""
     ents: dict[str, list[str]] = {}
-    for chunk_id, entity in change.mentions:
+    for chunk_id, entity in dict.fromkeys(change.mentions):
         ents.setdefault(chunk_id, []).append(entity)
     chunks: dict[str, list[dict[str, Any]]] = {}
     for chunk_id, data_id in change.chunks:

@@ -339,4 +339,9 @@ def _keyed(body: str, rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
     if len(rows) <= PER_KEY_MAX:
         single = _ROW_FIELD.sub(r"$\1", body)
         return [(single, row) for row in rows]
+    if set(_ROW_FIELD.findall(body)) == {"id"}:
+        # One key: a list of strings, not of one-field structs. `UNWIND $rows AS r MATCH (c:Chunk {id: r.id})`
+        # took 740–860 ms per 2,000 keys on the 100k store (a struct field defeats the join on the primary
+        # key); `UNWIND $ids AS i MATCH (c:Chunk {id: i})` 20–90 ms (emptying 10,000 items: graph 8.1 s -> 0.6 s).
+        return [("UNWIND $ids AS i " + _ROW_FIELD.sub("i", body), {"ids": [row["id"] for row in rows]})]
     return [("UNWIND $rows AS r " + body, {"rows": rows})]

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent.parent))  # so `tests.pgserver` imports from a checkout
+sys.path.insert(0, str(HERE.parent))  # the checkout, so `tests.pgserver` imports
 sys.path.insert(0, str(HERE))
 from workload import save  # noqa: E402
 

@@ -8,8 +8,8 @@ stays in the `-wal` file.
 On PostgreSQL (`postgresql+psycopg://…`, storage/stores/postgres.py) the same two promises are kept with
 PostgreSQL's own means: every write transaction first takes one transaction-level advisory lock (writers
 queue in the server, never in an application-side sleep), reads run at REPEATABLE READ (one snapshot, as on
-SQLite), and the erase is a VACUUM of our tables followed by checkpoints that retire the WAL holding the
-deleted rows.
+SQLite), and the erase rewrites the tables that hold user text (VACUUM FULL) and then checkpoints so the
+WAL that held the deleted rows is retired.
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ class MetadataStore:
         data directory, so there a missing half is filled in (stores made before the id existed). A
         PostgreSQL database can be pointed at any directory: one that holds another store's metadata, or a
         directory that belongs to another database, would mix two stores (deletes that find no files, adds
-        whose files another store's doctor calls orphans), so that is refused before anything is written."""
+        whose files another store's doctor calls orphans), so that is refused before any memory is read or
+        written."""
         marker = data_dir / STORE_ID_FILE
         on_disk = marker.read_text().strip() if marker.exists() else None
         where = self.engine.url.render_as_string(hide_password=True)
@@ -198,7 +199,6 @@ class MetadataStore:
             if current is None and (on_disk is None or not self.is_postgres):
                 current = on_disk or str(uuid.uuid4())
                 set_state(conn, "store_id", current)
-                return current
             return current
 
         in_meta = await self.call(claim, write=True)

@@ -75,7 +75,8 @@ def prepare_schema(conn: Connection) -> None:
 
 def erase(engine: Engine, wait_seconds: float = READER_WAIT_SECONDS) -> bool:
     """VACUUM, then VACUUM FULL of the text tables, then CHECKPOINT, switch WAL segment, CHECKPOINT (the
-    last three where the role may).
+    last three where the role may). The role owns the tables (memsweep created them), which VACUUM FULL
+    needs: for another role PostgreSQL skips the table with a warning, not an error.
 
     False (the erase stays pending and the sweep retries) when a table lock was not granted in time or when
     deleted rows could not be removed because another transaction still sees them (an old snapshot): VACUUM
@@ -150,7 +151,8 @@ def erase_limits(engine: Engine) -> str | None:
     superuser, checkpoint_role, switch, recycle, archive, keep, slots = row
     kept: list[str] = []
     if not (superuser or checkpoint_role):
-        kept.append("deleted rows reach the data files at PostgreSQL's next scheduled checkpoint (grant pg_checkpoint)")
+        # VACUUM FULL writes the new table files itself; without CHECKPOINT only the WAL waits.
+        kept.append("the WAL keeps deleted rows until PostgreSQL's next scheduled checkpoint (grant pg_checkpoint)")
     if not (superuser or switch):
         kept.append("the WAL keeps deleted rows until its segment fills (grant EXECUTE on pg_switch_wal())")
     if recycle == "on":

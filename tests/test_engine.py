@@ -334,3 +334,44 @@ async def test_a_data_directory_and_another_stores_metadata_do_not_mix(settings,
     with pytest.raises(StoreUnavailable, match="Nothing was changed"):
         async with Memory(settings):
             pass
+
+
+async def test_an_older_store_gains_the_first_item_indexes_and_rederives_the_same(settings) -> None:
+    """A store made before `data_entities.created_at` (dropped here with its indexes) is brought up to date
+    at open (column backfilled from the items, partial indexes made), and a shared entity then shows what
+    its oldest remaining item says: the second-oldest spelling when the oldest goes."""
+    import sqlite3
+
+    from memsweep.storage.stores.schema import entities
+    from sqlalchemy import select
+
+    if settings.metadata_url:
+        pytest.skip("the SQLite layout")
+    async with Memory(settings) as mem:
+        oldest = await mem.add("a", text="Zeta Corp one.", entities=[{"name": "Zeta Corp", "type": "org"}])
+        await mem.add("b", text="ZETA CORP two.", entities=[{"name": "ZETA CORP", "description": "second"}])
+        await mem.add("c", text="zeta corp three.", entities=[{"name": "zeta corp", "type": "company"}])
+    db = sqlite3.connect(settings.data_dir / "metadata.db")
+    for field in ("name", "type", "description"):
+        db.execute(f"DROP INDEX ix_data_entities_first_{field}")
+    db.execute("ALTER TABLE data_entities DROP COLUMN created_at")
+    db.commit()
+    db.close()
+    async with Memory(settings) as mem:
+        await mem.datasets.delete_data(dataset_id="a", data_id=oldest.data_id)
+        async with mem.engine.meta.read() as conn:
+            row = (await conn.execute(select(entities.c.name, entities.c.type, entities.c.description))).one()
+        assert tuple(row) == ("ZETA CORP", "company", "second")
+    db = sqlite3.connect(settings.data_dir / "metadata.db")
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {f"ix_data_entities_first_{f}" for f in ("name", "type", "description")} <= names
+    assert db.execute("SELECT count(*) FROM data_entities WHERE created_at IS NULL").fetchone()[0] == 0
+    plan = " ".join(
+        str(r)
+        for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT type FROM data_entities WHERE entity_id = 'x' AND type IS NOT NULL "
+            "ORDER BY created_at, data_id LIMIT 1"
+        )
+    )
+    assert "ix_data_entities_first_type" in plan and "TEMP B-TREE" not in plan  # an index probe, no sort
+    db.close()

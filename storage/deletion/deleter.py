@@ -310,14 +310,15 @@ def _rederive_entities(conn: Connection, entity_ids: list[str]) -> None:
     """Shared entities that lost an item show what their oldest remaining item says: the spelling, type and
     description a deleted item contributed leave with it (DESIGN.md invariant 9). With `secure_delete` the
     old values are zeroed in the file."""
-    de, item = data_entities.alias("de"), data.alias("item")
+    de = data_entities.alias("de")
 
     def first(column: str, *extra: ColumnElement[bool]) -> ScalarSelect[Any]:
+        # One probe of the partial index ix_data_entities_first_<column> (schema.py): the item's creation
+        # time is copied into data_entities, so no join with `data` and no sort of every item.
         return (
             select(de.c[column])
-            .join(item, item.c.id == de.c.data_id)
             .where(de.c.entity_id == entities.c.id, *extra)
-            .order_by(item.c.created_at, item.c.id)
+            .order_by(de.c.created_at, de.c.data_id)
             .limit(1)
             .scalar_subquery()
         )

@@ -338,6 +338,7 @@ def _store_rows(
         if ent_ids[n] not in existing
     ]
     content = item.content
+    created = engine.now()
     conn.execute(
         data.insert().values(
             id=item.data_id,
@@ -353,7 +354,7 @@ def _store_rows(
             file_state="stored" if content.owned else "reference",
             graph_ok=True,
             vectors_ok=True,
-            created_at=engine.now(),
+            created_at=created,
             expires_at=item.expires_at or _retention_expiry(engine, conn, ds.id),
         )
     )
@@ -370,7 +371,10 @@ def _store_rows(
     if ent_ids:
         conn.execute(
             data_entities.insert(),
-            [{"data_id": item.data_id, "entity_id": ent_ids[n], **item.found[n]} for n in ent_ids],
+            [
+                {"data_id": item.data_id, "entity_id": ent_ids[n], "created_at": created, **item.found[n]}
+                for n in ent_ids
+            ],
         )
     mentions = _mentions(item.pieces, item.chunk_ids, item.found, ent_ids)
     if mentions:

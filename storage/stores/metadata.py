@@ -267,6 +267,10 @@ def _add_missing_columns(conn: Connection) -> None:
         if backfill:
             conn.execute(text(backfill))
         present[table].add(column)
+    # Indexes added to an existing table (create_all makes only those of new tables).
+    for table_obj in metadata.sorted_tables:
+        for index in table_obj.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _install_sqlite_hooks(sync_engine: Engine) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -146,7 +147,22 @@ data_entities = Table(
     Column("name", String(255), nullable=True),
     Column("type", String(64), nullable=True),
     Column("description", Text, nullable=True),
+    # The item's `created_at`, copied: "the oldest live item that says something" is then one probe of the
+    # partial indexes below per entity and field, not a join and sort of every item that mentions it
+    # (re-deriving 500 shared entities took 2.0 s of emptying 10,000 items from a 100k store).
+    Column("created_at", UTCDateTime(), nullable=True),
     Index("ix_data_entities_entity", "entity_id"),
+    *(
+        Index(
+            f"ix_data_entities_first_{field}",
+            "entity_id",
+            "created_at",
+            "data_id",
+            sqlite_where=text(f"{field} IS NOT NULL"),
+            postgresql_where=text(f"{field} IS NOT NULL"),
+        )
+        for field in ("name", "type", "description")
+    ),
 )
 
 chunk_entities = Table(
@@ -264,6 +280,12 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
         "TEXT",
         "UPDATE data_entities SET description = "
         "(SELECT e.description FROM entities e WHERE e.id = data_entities.entity_id)",
+    ),
+    (
+        "data_entities",
+        "created_at",
+        "TIMESTAMP",
+        "UPDATE data_entities SET created_at = (SELECT d.created_at FROM data d WHERE d.id = data_entities.data_id)",
     ),
 )
 

@@ -38,6 +38,7 @@ from memsweep.storage.stores.schema import (
     journal,
     relations,
 )
+from memsweep.storage.stores.vectors import DELETE_BATCH
 from sqlalchemy import ColumnElement, Connection, ScalarSelect, delete, func, select, update
 
 Progress = Callable[[int, int, str], Awaitable[None]]
@@ -164,7 +165,7 @@ async def apply(
     if w.vector or w.metadata:
         await engine.run(engine.vectors.drop)
     else:
-        for i, part in enumerate(batches(plan.vector_data_ids, 500)):
+        for i, part in enumerate(batches(plan.vector_data_ids, DELETE_BATCH)):
             await engine.run(engine.vectors.delete_data, part)
             if i == 0:
                 crash_point("mid_vectors")

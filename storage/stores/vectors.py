@@ -25,6 +25,10 @@ T = TypeVar("T")
 
 TABLE = "chunks"
 BATCH = 500
+# Ids per filtered delete (one commit each). Deleting 10,000 items' vectors from the 100k table took 399 ms
+# in batches of 500, 161 ms in batches of 2,000 and 99 ms in one: each commit rewrites the deletion files
+# of every fragment it touches. 2,000 keeps the filter text near 80 KB.
+DELETE_BATCH = 2000
 # Small fragments keep the forced rewrite of an erase cheap (ENGINES.md: only touched fragments rewrite).
 TARGET_ROWS_PER_FRAGMENT = 1024
 SEARCH_ATTEMPTS = 3
@@ -156,13 +160,13 @@ class LanceVectorStore:
 
     @_committing
     def delete_data(self, data_ids: Sequence[str]) -> None:
-        """One filtered delete per batch of 500 ids (never one commit per row); idempotent."""
+        """One filtered delete per DELETE_BATCH ids (never one commit per row); idempotent."""
         table = self._open(create=False)
         if table is None:
             return
         ids = sorted(set(data_ids))
-        for start in range(0, len(ids), BATCH):
-            table.delete(_in_list("data_id", ids[start : start + BATCH]))
+        for start in range(0, len(ids), DELETE_BATCH):
+            table.delete(_in_list("data_id", ids[start : start + DELETE_BATCH]))
 
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]:
         if dataset_ids is not None and not dataset_ids:

@@ -16,16 +16,8 @@ from memsweep.config import Settings
 pytestmark = pytest.mark.anyio
 
 # Under `--metadata=postgres` the metadata (chunk texts among it) lives in the PostgreSQL server's data
-# directory, so every scan below reads that too: all of PGDATA, WAL included. Markers carry a per-run
-# suffix, since PGDATA is shared by every test of the session.
-ROOTS: list[Path] = []
-
-
-@pytest.fixture(autouse=True)
-def _scan_roots(settings: Settings, pg_server: object | None) -> None:
-    ROOTS[:] = [settings.data_dir]
-    if pg_server is not None:
-        ROOTS.append(pg_server.data_dir)  # type: ignore[attr-defined]
+# directory, so every scan also reads that: all of PGDATA, WAL included. Markers carry a per-run suffix,
+# since PGDATA is shared by every test of the session. (Other test modules import `_scan` too.)
 
 
 def _mark(name: str) -> str:
@@ -33,8 +25,10 @@ def _mark(name: str) -> str:
 
 
 def _scan(root: Path, needle: bytes) -> list[str]:
+    from tests import pgserver
+
     hits = []
-    for base in [root, *(r for r in ROOTS if r != root)]:
+    for base in [root, *([pgserver.ACTIVE.data_dir] if pgserver.ACTIVE else [])]:
         for f in base.rglob("*"):
             try:
                 if f.is_file() and needle in f.read_bytes():

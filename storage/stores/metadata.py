@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import anyio
 from memsweep.errors import StoreUnavailable
+from memsweep.storage.stores import postgres
 from memsweep.storage.stores.schema import ADDED_COLUMNS, metadata
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -80,8 +81,6 @@ class MetadataStore:
             ) from exc
         sync_engine = None
         if is_postgres:
-            from memsweep.storage.stores import postgres
-
             # psycopg 3 serves both sides: the async engine for transactions, the sync one for `call`.
             sync_engine = create_engine(engine.url, **kwargs)
             postgres.install_hooks(engine.sync_engine)
@@ -103,8 +102,6 @@ class MetadataStore:
                 await conn.run_sync(metadata.create_all)
                 await conn.run_sync(_add_missing_columns)
                 if is_postgres:
-                    from memsweep.storage.stores import postgres
-
                     await conn.run_sync(postgres.prepare_schema)
         except Exception as exc:
             await engine.dispose()
@@ -115,8 +112,6 @@ class MetadataStore:
                 f"{exc}. Nothing was changed; check the data directory's permissions and free space."
             ) from exc
         if is_postgres:
-            from memsweep.storage.stores import postgres
-
             assert sync_engine is not None
             store.erase_limits = await anyio.to_thread.run_sync(postgres.erase_limits, sync_engine)
         return store
@@ -160,8 +155,6 @@ class MetadataStore:
         the deleted text still in the main file. Waits at most `wait_ms` for readers, not the 30 s busy
         timeout of ordinary writes: the caller reports the erase as pending and the sweep retries."""
         if self.is_postgres:
-            from memsweep.storage.stores import postgres
-
             assert self._sync is not None
             return await anyio.to_thread.run_sync(postgres.erase, self._sync)
         if self.path is None:

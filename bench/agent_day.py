@@ -2,10 +2,13 @@
 real MCP client the way a desktop agent drives it: single adds (short texts with entities, mixed datasets),
 a search every 3 adds, a delete_data every 20, an empty_dataset every 2,000, and idle gaps.
 
-    python bench/agent_day.py --adds 10000 [--gap-max 3.0] [--compress 0.01] [--out bench/out/agent_day.json]
+    python bench/agent_day.py --adds 10000 [--gap-max 3.0] [--compress 0.01] [--real-delete-gaps]
+                              [--idle-end 70] [--out bench/out/agent_day.json]
 
 `--compress` multiplies every idle gap (0.01: a 3 s gap becomes 30 ms) for quick runs; the gaps are drawn
-uniformly in [0, gap-max]. Every `--every` adds it records the server's RSS (from /proc, the server
+uniformly in [0, gap-max]. `--real-delete-gaps` leaves the gap before each delete uncompressed, so the
+deletes after a pause (> 0.6 s: "delete-after-idle") can be compared with the ones that follow a call at
+once. The server runs under bench/loop_probe.py, which measures its event loop's worst stall. Every `--every` adds it records the server's RSS (from /proc, the server
 process itself), the data directory's size, LanceDB fragments and versions, and per operation the p50 and
 p95 of the last window, and prints a table row. Numbers are warm (one server for the whole run) and
 single-item (no batches): the workload of a user's session, not of a bulk load.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -28,6 +32,7 @@ from mcp import Client, StdioServerParameters
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workload import save
 
+PROBE = Path(__file__).resolve().parent / "loop_probe.py"
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Oslo", "Lisbon", "Atlas", "Orion", "Acme", "Quartz", "Nova"]
 
 
@@ -40,7 +45,7 @@ def server_pid() -> int | None:
         try:
             stat = (entry / "stat").read_text()
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == me and b"memsweep" in (entry / "cmdline").read_bytes():
+            if ppid == me and b"loop_probe" in (entry / "cmdline").read_bytes():
                 return int(entry.name)
         except (OSError, ValueError, IndexError):
             continue
@@ -68,6 +73,13 @@ def lance_state(data_dir: Path) -> tuple[int, int]:
     return len(ds.get_fragments()), len(ds.versions())
 
 
+def stalls(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"worst_ms": float("nan"), "over_20ms": 0, "top": []}
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -78,16 +90,21 @@ def pct(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="agent-day-")) / "d"
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    probe_out = Path(tempfile.mkdtemp(prefix="loop-probe-")) / "stalls.json"
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir), LOOP_PROBE_OUT=str(probe_out))
+    probe = str(PROBE)
+    params = StdioServerParameters(command=sys.executable, args=[probe, "serve"], env=env)
     rows: list[dict] = []
     window: dict[str, list[float]] = {}
+    all_ops: dict[str, list[float]] = {}
     live: dict[str, list[str]] = {}
 
     async def timed(c: Client, op: str, tool: str, arguments: dict) -> dict:
         start = time.perf_counter()
         r = await c.call_tool(tool, arguments)
-        window.setdefault(op, []).append((time.perf_counter() - start) * 1000)
+        ms = (time.perf_counter() - start) * 1000
+        window.setdefault(op, []).append(ms)
+        all_ops.setdefault(op, []).append(ms)
         assert not r.is_error, r.content[0].text
         return r.structured_content or {}
 
@@ -99,7 +116,8 @@ async def run(args: argparse.Namespace) -> dict:
         assert pid is not None, "could not find the server process"
         print(f"server pid {pid}; first call {first_call_ms:.0f} ms; RSS {rss_mb(pid):.0f} MB", flush=True)
         print(
-            f"{'adds':>6} {'rss MB':>7} {'dir MB':>7} {'frags':>5} {'vers':>5}  p50/p95 ms: add, search, delete, delete-after-idle"
+            f"{'adds':>6} {'rss MB':>7} {'dir MB':>7} {'frags':>5} {'vers':>5} {'stall':>6}  "
+            "p50/p95 ms: add, search, delete, delete-after-idle"
         )
         for i in range(1, args.adds + 1):
             ds = f"ds{rng.randrange(8)}"
@@ -109,13 +127,16 @@ async def run(args: argparse.Namespace) -> dict:
                 "entities": [{"name": n} for n in names],
             })  # fmt: skip
             live.setdefault(ds, []).append(added["data_id"])
-            gap = rng.uniform(0, args.gap_max) * args.compress
+            raw_gap = rng.uniform(0, args.gap_max)
+            gap = raw_gap * args.compress
             if i % 3 == 0:
                 await timed(c, "search", "search", {"query": f"{names[0]} {names[1]}"})
             if i % 20 == 0:
                 victim_ds = rng.choice([d for d, ids in live.items() if ids])
                 victim = live[victim_ds].pop(rng.randrange(len(live[victim_ds])))
                 # a delete after an idle gap is the sporadic delete of a real session (issue 12.4)
+                if args.real_delete_gaps:
+                    gap = raw_gap
                 op = "delete_after_idle" if gap > 0.6 else "delete"
                 await asyncio.sleep(gap)
                 gap = 0
@@ -130,22 +151,40 @@ async def run(args: argparse.Namespace) -> dict:
             await asyncio.sleep(gap)
             if i % args.every == 0:
                 frags, versions = lance_state(data_dir)
+                loop = stalls(probe_out)
                 row = {
                     "adds": i, "rss_mb": round(rss_mb(pid), 1), "dir_mb": round(dir_mb(data_dir), 2),
-                    "fragments": frags, "versions": versions,
+                    "fragments": frags, "versions": versions, "loop_worst_ms": loop["worst_ms"],
                     **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
                     **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
                 }  # fmt: skip
                 rows.append(row)
                 cells = [f"{pct(window.get(o, []), 0.5):.0f}/{pct(window.get(o, []), 0.95):.0f}"
                          for o in ("add", "search", "delete", "delete_after_idle")]  # fmt: skip
-                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5}  {'  '.join(cells)}",
+                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
+                      f"{loop['worst_ms']:>6.1f}  {'  '.join(cells)}",
                       flush=True)  # fmt: skip
                 window = {}
-        await asyncio.sleep(args.idle_end)
-        idle_rss = rss_mb(pid)
-        print(f"idle {args.idle_end:.0f} s at the end: RSS {idle_rss:.0f} MB", flush=True)
-    result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "rows": rows}
+        idle: dict[str, float] = {}
+        waited = 0.0
+        for mark in (1.0, 10.0, args.idle_end):
+            if mark > waited:
+                await asyncio.sleep(mark - waited)
+                waited = mark
+                idle[f"{mark:.0f}s"] = round(rss_mb(pid), 1)
+        print("idle at the end, RSS MB: " + ", ".join(f"after {k} {v:.0f}" for k, v in idle.items()), flush=True)
+        loop = stalls(probe_out)
+        print(f"event loop: worst stall {loop['worst_ms']:.1f} ms, {loop['over_20ms']} stalls over 20 ms; "
+              f"worst: {loop['top'][:5]}", flush=True)  # fmt: skip
+        idle_rss = idle[f"{args.idle_end:.0f}s"] if args.idle_end > 0 else rss_mb(pid)
+    result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "idle_rss": idle,
+              "loop": loop, "rows": rows}  # fmt: skip
+    for op in ("delete", "delete_after_idle"):
+        result[f"all_{op}_p50"] = statistics.median(all_ops[op]) if all_ops.get(op) else None
+    if all_ops.get("delete") and all_ops.get("delete_after_idle"):
+        ratio = statistics.median(all_ops["delete_after_idle"]) / statistics.median(all_ops["delete"])
+        print(f"delete after a pause / back-to-back, p50 over the run: {ratio:.2f}x "
+              f"({len(all_ops['delete_after_idle'])} vs {len(all_ops['delete'])} deletes; target ≤ 1.2x)")  # fmt: skip
     if rows:
         first = next((r for r in rows if r["adds"] >= 1000), rows[0])
         print(f"RSS at {rows[-1]['adds']} adds / at {first['adds']}: {rows[-1]['rss_mb'] / first['rss_mb']:.2f}x "
@@ -159,7 +198,8 @@ def main() -> None:
     ap.add_argument("--gap-max", type=float, default=3.0)
     ap.add_argument("--compress", type=float, default=1.0)
     ap.add_argument("--every", type=int, default=500)
-    ap.add_argument("--idle-end", type=float, default=3.0)
+    ap.add_argument("--idle-end", type=float, default=70.0, help="idle seconds at the end (RSS sampled)")
+    ap.add_argument("--real-delete-gaps", action="store_true")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--data-dir")
     ap.add_argument("--out")

@@ -29,7 +29,6 @@ DIM = 256
 def main(n: int) -> dict:
     import kuzu
     import lance
-    import lancedb
     import pyarrow as pa
 
     tmp = Path(tempfile.mkdtemp(prefix="floor-"))
@@ -43,7 +42,6 @@ def main(n: int) -> dict:
     db.execute("BEGIN")
     db.executemany("INSERT INTO data VALUES (?,?,?)", [(i, d, "x" * 100) for i, d in zip(ids, ds, strict=True)])
     db.execute("COMMIT")
-    ldb = lancedb.connect(str(tmp / "v"), read_consistency_interval=timedelta(0))
     rng = np.random.default_rng(0)
     uri = str(tmp / "v" / "chunks.lance")
     lance.write_dataset(pa.table({
@@ -52,7 +50,7 @@ def main(n: int) -> dict:
     }), uri, max_rows_per_file=1024)  # fmt: skip
     lance.dataset(uri).create_scalar_index("data_id", index_type="BTREE")
     lance.dataset(uri).create_scalar_index("dataset_id", index_type="BTREE")
-    table = ldb.open_table("chunks")
+    session = lance.Session()  # as memsweep's vector store: the table opened at its newest version per call
     kdb = kuzu.Database(str(tmp / "g.kuzu"))
     k = kuzu.Connection(kdb)
     k.execute("CREATE NODE TABLE Item(id STRING, PRIMARY KEY(id))")
@@ -66,7 +64,7 @@ def main(n: int) -> dict:
         db.execute("BEGIN IMMEDIATE")
         db.execute("DELETE FROM data WHERE id = ?", (ids[v],))
         db.execute("COMMIT")
-        table.delete(f"data_id = '{ids[v]}'")
+        lance.dataset(uri, session=session).delete(f"data_id = '{ids[v]}'")
         k.execute("MATCH (d:Item {id: $id}) DETACH DELETE d", {"id": ids[v]})
         if erase:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -82,7 +80,7 @@ def main(n: int) -> dict:
     db.execute("BEGIN IMMEDIATE")
     db.execute("DELETE FROM data WHERE dataset_id = 'ds3'")
     db.execute("COMMIT")
-    table.delete("dataset_id = 'ds3'")
+    lance.dataset(uri, session=session).delete("dataset_id = 'ds3'")
     k.execute("UNWIND $ids AS i MATCH (d:Item {id: i}) DETACH DELETE d", {"ids": gone})
     empty_ms = (time.perf_counter() - t) * 1000
     return {

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the storage engines load in the background, after tools/lis
 @dataclass
 class AppState:
     """Lifespan state. The engine opens in the background as the server starts: `tools/list` is answered
-    without waiting for lancedb's ~2 s import, and the first tool call waits for the open to finish."""
+    without waiting for the engines' import (~1 s), and the first tool call waits for the open to finish."""
 
     settings: Settings
     guard: Guard
@@ -47,7 +47,7 @@ class AppState:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired(memory))
         # Warm the vector engine's import in the background: the first call did not wait for it, and the
         # first search or add then does not either.
-        self._warming = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(_import_lancedb))
+        self._warming = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(_import_lance))
         return memory
 
     async def _sweep_expired(self, memory: "Memory") -> None:
@@ -92,8 +92,8 @@ def _preload() -> None:
     import memsweep.storage.stores.vectors  # noqa: F401
 
 
-def _import_lancedb() -> None:
-    import lancedb  # noqa: F401
+def _import_lance() -> None:
+    import lance  # noqa: F401
 
 
 def state(ctx: Context) -> AppState:

@@ -23,7 +23,7 @@ from memsweep.storage.ingest.embedding import Embedder, make_embedder
 from memsweep.storage.stores.cache import SqliteEmbeddingCache
 from memsweep.storage.stores.files import LocalFileStore
 from memsweep.storage.stores.graph import EmbeddedGraphStore
-from memsweep.storage.stores.lock import IDLE_RELEASE_SECONDS, DirLock
+from memsweep.storage.stores.lock import IDLE_RELEASE_SECONDS, WANT_POLL_SECONDS, DirLock
 from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
 
 log = logging.getLogger("memsweep.engine")
@@ -147,6 +147,10 @@ class Engine:
             if self._idle_task is not None:
                 self._idle_task.cancel()  # waiting for idleness (it never holds the lock while we do)
                 self._idle_task = None
+            if self.lock.held and self.lock.wanted():
+                # Another process asked while we were busy: its turn comes between our calls, not after our
+                # last one (a client that never pauses would otherwise keep it waiting into its timeout).
+                await self.run(self._hand_over)
             if not self.lock.held:
                 await self.run(self.lock.acquire, self.settings.lock_timeout_seconds)
                 try:
@@ -170,8 +174,8 @@ class Engine:
     async def _when_idle(self) -> None:
         """Housekeeping once writes pause, off the callers' path and off the event loop: fold the vector
         fragments single adds left (one per add; 1,000 adds made 1,000 fragments and 44 MB, and LanceDB's
-        per-version state grew the process ~0.4 MB per add), then give the directory lease back so another
-        process can write. A write that arrives meanwhile cancels this and starts it again afterwards."""
+        per-version state grew the process ~0.4 MB per add), then give the directory lease back when another
+        process asks for it or after a long pause. A write that arrives meanwhile cancels this and starts it again afterwards."""
         due = self.vectors.commits_since_compact
         await asyncio.sleep(0 if due >= COMPACT_MAX_COMMITS else IDLE_COMPACT_SECONDS)
         if due:
@@ -181,7 +185,12 @@ class Engine:
                         await self.run(self.vectors.compact)
                     except Exception:  # a fold is housekeeping: the next idle period tries again
                         log.exception("folding vector fragments failed; will retry when writes pause again")
-        await asyncio.sleep(IDLE_RELEASE_SECONDS)
+        # Keep the graph open across a session's pauses, but hand the lease over as soon as another process
+        # asks for it (lock.py). Polling a file every 50 ms while idle costs microseconds.
+        for _ in range(round(IDLE_RELEASE_SECONDS / WANT_POLL_SECONDS)):
+            if self.lock.wanted():
+                break
+            await asyncio.sleep(WANT_POLL_SECONDS)
         async with self._write_lock:
             if self.lock.held:
                 # In a worker thread: closing Kuzu blocked the event loop 90–150 ms when done here directly.
@@ -193,6 +202,10 @@ class Engine:
         existed = self._graph_mark.exists()
         self._graph_mark.touch()
         return existed
+
+    def _hand_over(self) -> None:
+        self._release_now()
+        self.lock.let_waiter_in()
 
     def _release_now(self) -> None:
         # Only called with no graph call in flight (the writer lock is free or held by the caller).

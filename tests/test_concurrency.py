@@ -1,5 +1,6 @@
 """Concurrent calls in one process and two `memsweep serve` processes on one data directory."""
 
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -99,3 +100,65 @@ async def test_two_serve_processes_share_one_data_directory(tmp_path: Path) -> N
     async with Memory(Settings(data_dir=tmp_path / "d")) as mem:
         report = await mem.doctor()
         assert report.consistent, report.findings
+
+
+def _lease_is_free(data_dir: Path) -> bool:
+    fd = os.open(data_dir / ".memsweep.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock this test took
+    return True
+
+
+async def test_a_pause_keeps_the_lease_and_a_waiting_process_gets_it(tmp_path: Path) -> None:
+    """A session's pause does not close the graph (the next call would pay the reopen), yet another process
+    that asks for the directory gets it long before the holder's own release time."""
+    from memsweep.storage.stores.lock import IDLE_RELEASE_SECONDS
+
+    data_dir = tmp_path / "d"
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    async with Client(params, mode="legacy") as desktop:
+        r = await desktop.call_tool("add", {"dataset": "desk", "text": "Alice moved to Lisbon."})
+        assert not r.is_error, r.content[0].text
+        await anyio.sleep(1.5)  # three times the old 0.5 s release
+        assert not _lease_is_free(data_dir)  # still held: the next call finds the graph open
+        # A second process (here: this one) waits far less than the holder would keep the lease alone.
+        assert IDLE_RELEASE_SECONDS > 10
+        async with Memory(Settings(data_dir=data_dir, lock_timeout_seconds=5.0)) as ide:
+            item = await ide.add("ide", text="Bob moved to Oslo.")
+            await ide.datasets.delete_data(dataset_id="ide", data_id=item.data_id)
+        # and the desktop gets it back in turn
+        r = await desktop.call_tool("add", {"dataset": "desk", "text": "Carol moved to Porto."})
+        assert not r.is_error, r.content[0].text
+        listed = (await desktop.call_tool("list_datasets", {})).structured_content["datasets"]
+        assert sorted((d["name"], d["items"]) for d in listed) == [("desk", 2), ("ide", 0)]
+
+
+async def test_a_busy_holder_lets_a_waiting_process_in_between_its_calls(tmp_path: Path) -> None:
+    """A client that never pauses must not keep another process waiting into its timeout."""
+    data_dir = tmp_path / "d"
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
+    async with Client(params, mode="legacy") as busy:
+        assert not (await busy.call_tool("add", {"dataset": "busy", "text": "warm up"})).is_error
+        done = anyio.Event()
+
+        async def hammer() -> None:
+            i = 0
+            while not done.is_set():
+                r = await busy.call_tool("add", {"dataset": "busy", "text": f"note {i} about Lisbon"})
+                assert not r.is_error, r.content[0].text
+                i += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hammer)
+            await anyio.sleep(0.5)
+            try:
+                async with Memory(Settings(data_dir=data_dir, lock_timeout_seconds=5.0)) as other:
+                    await other.add("other", text="Dave moved to Rome.")
+            finally:
+                done.set()

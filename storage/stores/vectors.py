@@ -1,4 +1,4 @@
-"""The vector store: one LanceDB table of chunk rows (`chunk_id`, `data_id`, `dataset_id`, `vector`).
+"""The vector store: one Lance table of chunk rows (`chunk_id`, `data_id`, `dataset_id`, `vector`).
 
 No text is kept here, only ids and vectors, so erasure means removing the vectors' bytes. ENGINES.md:
 `delete()` only writes a deletion file and a new version, and old versions and unrewritten fragments keep
@@ -34,6 +34,9 @@ TARGET_ROWS_PER_FRAGMENT = 1024
 SEARCH_ATTEMPTS = 3
 # Rows added since the indexes last covered them; past this many, an add folds them in (~0.1 s at 100k rows).
 INDEX_REFRESH_ROWS = 4096
+# Each of the session's two caches (index pages, manifests). The three BTREE indexes of a 100k-row table
+# take a few MB; unbounded, the caches kept growing with every version single adds made.
+SESSION_CACHE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,16 @@ def _committing(method: Callable[..., T]) -> Callable[..., T]:
 
 
 class LanceVectorStore:
+    """Lance's own Python package (pylance) for every operation. LanceDB's `lancedb` wrapper was used for
+    adds, deletes and searches until issue 12 measured it: a second copy of the Lance engine in the process
+    (its library alone 67 MB resident beside pylance's 81 MB; a test process 175 MB smaller without it),
+    ~0.8 s of import before the first vector call, and two Lance versions committing to one table."""
+
     def __init__(self, root: Path, dim: int) -> None:
         self.root = root
         self.dim = dim
         root.mkdir(parents=True, exist_ok=True)
-        # Connected on first use: importing lancedb costs ~1.2 s, and a fresh server's first call (often
-        # list_datasets, which needs no vectors) should not wait for it.
-        self._db: Any = None
-        self._table: Any = None
+        self._session: Any = None  # caches of index pages and manifests, bounded; made on first use
         self._indexed = False  # this process has seen the three indexes exist
         self._unindexed = 0
         self.commits_since_compact = 0  # each add commits a fragment and a version (Engine folds them)
@@ -97,12 +102,6 @@ class LanceVectorStore:
         # close's erase then committed beside it: "Retryable commit conflict … preempted by concurrent
         # transaction CreateIndex" (seen in tests/test_stop.py). Reentrant: compact() calls ensure_indexes().
         self._commit_lock = threading.RLock()
-
-    def _connect(self) -> Any:
-        import lancedb  # imported here: lancedb costs ~1 s to import, and `serve` must answer fast
-
-        # read_consistency_interval=0: see other processes' writes and survive their cleanups (ENGINES.md).
-        return lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
 
     @property
     def uri(self) -> Path:
@@ -120,24 +119,27 @@ class LanceVectorStore:
             ]
         )
 
-    def _open(self, create: bool) -> Any:
-        if self._table is not None:
-            return self._table
-        if self._db is None:
-            self._db = self._connect()
-        if self.uri.exists():
-            self._table = self._db.open_table(TABLE)
-        elif create:
-            self._table = self._db.create_table(TABLE, schema=self._schema(), exist_ok=True)
-        return self._table
+    def _open(self) -> Any:
+        """The table at its newest version, or None before the first add. Opened for every call: another
+        process's writes and cleanups must be seen (a table object kept across calls read files that a
+        cleanup had removed: "Not found …lance"); with the session's caches an open is cheap."""
+        import lance
+
+        if not self.uri.exists():
+            return None
+        if self._session is None:
+            self._session = lance.Session(
+                index_cache_size_bytes=SESSION_CACHE_BYTES, metadata_cache_size_bytes=SESSION_CACHE_BYTES
+            )
+        return lance.dataset(str(self.uri), session=self._session)
 
     @_committing
     def add(self, rows: Sequence[VectorRow]) -> None:
+        import lance
         import pyarrow as pa
 
         if not rows:
             return
-        table = self._open(create=True)
         batch = pa.table(
             {
                 "chunk_id": [r.chunk_id for r in rows],
@@ -150,7 +152,8 @@ class LanceVectorStore:
             },
             schema=self._schema(),
         )
-        table.add(batch)
+        mode = "append" if self.uri.exists() else "create"
+        lance.write_dataset(batch, str(self.uri), mode=mode, max_rows_per_file=TARGET_ROWS_PER_FRAGMENT)
         self.commits_since_compact += 1
         # A store built by adds had no index until its first erase, so its first deletes scanned every row
         # (5.9 vs 3.3 ms per delete at 10k). Create them at once; fold new rows in every few thousand.
@@ -161,33 +164,37 @@ class LanceVectorStore:
     @_committing
     def delete_data(self, data_ids: Sequence[str]) -> None:
         """One filtered delete per DELETE_BATCH ids (never one commit per row); idempotent."""
-        table = self._open(create=False)
-        if table is None:
+        ds = self._open()
+        if ds is None:
             return
         ids = sorted(set(data_ids))
         for start in range(0, len(ids), DELETE_BATCH):
-            table.delete(_in_list("data_id", ids[start : start + DELETE_BATCH]))
+            ds.delete(_in_list("data_id", ids[start : start + DELETE_BATCH]))
 
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]:
         if dataset_ids is not None and not dataset_ids:
             return []
+        query = np.asarray(vector, dtype=np.float32)
+        where = None if dataset_ids is None else _in_list("dataset_id", dataset_ids)
         for attempt in range(SEARCH_ATTEMPTS):
-            table = self._open(create=False)
-            if table is None:
+            ds = self._open()
+            if ds is None:
                 return []
-            query = table.search(np.asarray(vector, dtype=np.float32)).limit(limit)
-            if dataset_ids is not None:
-                query = query.where(_in_list("dataset_id", dataset_ids), prefilter=True)
             try:
-                result = query.select(["chunk_id", "data_id", "_distance"]).to_arrow()
+                # Exact (flat) search by squared L2: the metric and the results of LanceDB's `search()`.
+                result = ds.to_table(
+                    columns=["chunk_id", "data_id", "_distance"],
+                    nearest={"column": "vector", "q": query, "k": limit},
+                    filter=where,
+                    prefilter=True,
+                )
                 break
-            except (RuntimeError, OSError):
+            except (RuntimeError, OSError, ValueError):
                 # Searches do not wait for writers: an erase (this process's or another's) can remove the
                 # data files of the version a running search reads ("Not found …lance"). The next attempt
                 # reads the newest version; a persistent failure is raised.
                 if attempt == SEARCH_ATTEMPTS - 1:
                     raise
-                self._table = None
         return [
             VectorHit(c, d, float(x))
             for c, d, x in zip(
@@ -199,38 +206,32 @@ class LanceVectorStore:
         ]
 
     def chunk_ids(self) -> set[str]:
-        table = self._open(create=False)
-        if table is None:
+        ds = self._open()
+        if ds is None:
             return set()
-        return set(table.to_lance().to_table(columns=["chunk_id"])["chunk_id"].to_pylist())
+        return set(ds.to_table(columns=["chunk_id"])["chunk_id"].to_pylist())
 
     def rows_for(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        table = self._open(create=False)
-        if table is None or not chunk_ids:
+        ds = self._open()
+        if ds is None or not chunk_ids:
             return {}
         out: dict[str, np.ndarray] = {}
         ids = list(chunk_ids)
         for start in range(0, len(ids), BATCH):
-            part = table.to_lance().to_table(
-                columns=["chunk_id", "vector"], filter=_in_list("chunk_id", ids[start : start + BATCH])
-            )
+            part = ds.to_table(columns=["chunk_id", "vector"], filter=_in_list("chunk_id", ids[start : start + BATCH]))
             for cid, vec in zip(part["chunk_id"].to_pylist(), part["vector"].to_pylist(), strict=True):
                 out[cid] = np.asarray(vec, dtype=np.float32)
         return out
 
     def count(self) -> int:
-        table = self._open(create=False)
-        return 0 if table is None else int(table.count_rows())
+        ds = self._open()
+        return 0 if ds is None else int(ds.count_rows())
 
     @_committing
     def ensure_indexes(self) -> None:
         """BTREE scalar indexes on the id columns used in filters (ENGINES.md: 5–11 ms vs up to 83 ms)."""
-        import lance
-
-        if not self.uri.exists():
-            return
-        ds = lance.dataset(str(self.uri))
-        if ds.count_rows() == 0:
+        ds = self._open()
+        if ds is None or ds.count_rows() == 0:
             return
         present = {name for idx in ds.describe_indices() for name in idx.field_names}
         for column in ("data_id", "dataset_id", "chunk_id"):
@@ -275,15 +276,14 @@ class LanceVectorStore:
         import lance
 
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
-        self._table = None  # reopen at the new version
-        # A fresh connection too: LanceDB's connection keeps per-version state that grew the process ~0.085 MB
-        # per single add (1,200 adds: 319 → 404 MB); reconnecting (on next use) kept it at ~0.02 MB per add.
-        self._db = None
+        # A fresh session too: cached manifests and index pages of versions that no longer exist are dead
+        # weight (with LanceDB's connection, per-version state grew the process ~0.085 MB per single add).
+        self._session = None
         self.commits_since_compact = 0
 
     @_committing
     def drop(self) -> None:
-        self._table = None
+        self._session = None
         self._indexed, self._unindexed = False, 0
         if self.uri.exists():
             shutil.rmtree(self.uri)

@@ -1,0 +1,102 @@
+"""Run `memsweep` with a watchdog on its event loop (for bench/agent_day.py; run by hand).
+
+    LOOP_PROBE_OUT=stalls.json python bench/loop_probe.py serve
+
+A thread posts a callback to the server's event loop every 5 ms and measures how late it runs: the loop's
+stall (a close, open or compaction run on the loop instead of a worker thread shows up here). Every second
+and at exit it writes the worst stall, the count of stalls over 20 ms and the ten worst with their times
+(seconds since start) to `LOOP_PROBE_OUT`. It changes nothing in the server but the loop's `asyncio.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+PERIOD = 0.005
+
+
+class Probe:
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self.start = time.monotonic()
+        self.worst: list[tuple[float, float]] = []  # (stall ms, at s)
+        self.over_20 = 0
+        self.samples = 0
+        self.lock = threading.Lock()
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        last_write = 0.0
+        while not loop.is_closed():
+            posted = time.monotonic()
+            ran = threading.Event()
+
+            def mark(posted: float = posted, ran: threading.Event = ran) -> None:
+                self.record((time.monotonic() - posted) * 1000, posted - self.start)
+                ran.set()
+
+            try:
+                loop.call_soon_threadsafe(mark)
+            except RuntimeError:  # the loop closed
+                break
+            while not ran.wait(1.0):
+                if loop.is_closed():
+                    break
+            if time.monotonic() - last_write > 1.0:
+                self.write()
+                last_write = time.monotonic()
+            time.sleep(PERIOD)
+        self.write()
+
+    def record(self, ms: float, at: float) -> None:
+        with self.lock:
+            self.samples += 1
+            if ms > 20:
+                self.over_20 += 1
+            self.worst.append((ms, at))
+            self.worst.sort(reverse=True)
+            del self.worst[10:]
+
+    def write(self) -> None:
+        with self.lock:
+            data = {
+                "pid": os.getpid(),
+                "samples": self.samples,
+                "worst_ms": round(self.worst[0][0], 2) if self.worst else 0.0,
+                "over_20ms": self.over_20,
+                "top": [{"ms": round(ms, 2), "at_s": round(at, 2)} for ms, at in self.worst],
+            }
+        tmp = self.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.out)
+
+
+def main() -> int:
+    probe = Probe(os.environ.get("LOOP_PROBE_OUT", "loop_probe.json"))
+    real_run = asyncio.run
+
+    def probed_run(main: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
+        async def wrapper() -> Any:
+            threading.Thread(target=probe.watch, args=(asyncio.get_running_loop(),), daemon=True).start()
+            return await main
+
+        return real_run(wrapper(), **kwargs)
+
+    asyncio.run = probed_run  # type: ignore[assignment]
+    from memsweep.cli import main as cli_main
+
+    try:
+        return cli_main(sys.argv[1:])
+    finally:
+        probe.write()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

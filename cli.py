@@ -260,6 +260,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from memsweep.server.stop import run_until_stopped
 
     configure_logging()
+    from memsweep.storage import heap
+
+    heap.limit_arenas()  # this process is ours: fewer malloc arenas, less memory held by none of them
     if args.transport == "stdio":
         if sys.stdin.isatty():
             # Someone started it by hand: stdout is the protocol, so say what this is on stderr, once.

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lower numbers are lower layers. A module may import its own layer or a lower one, never a higher one.
 LAYERS: list[tuple[str, int]] = [
     ("memsweep.errors", 0), ("memsweep.config", 0), ("memsweep.results", 0),
-    ("memsweep.storage.ids", 1), ("memsweep.storage.faults", 1),
+    ("memsweep.storage.ids", 1), ("memsweep.storage.faults", 1), ("memsweep.storage.heap", 1),
     ("memsweep.storage.stores", 2),
     ("memsweep.storage.ingest.embedding", 2),  # a leaf the engine wires (it imports nothing of ours)
     ("memsweep.storage.access", 3), ("memsweep.storage.engine", 3),

@@ -1,0 +1,73 @@
+"""A fresh server's first real tool call (issue 12.5), run by hand.
+
+    python bench/first_call.py [--items 10000] [--reps 7] [--data-dir DIR]
+
+Times, from the spawn of the process to the answer, a fresh `memsweep serve` answering `list_datasets` on a
+store of `--items` items (built once with bench/scenarios.py, or an existing `--data-dir`), against a bare
+`MCPServer` (bench/bare_server.py) answering its one tool. Both over stdio through the real MCP client, cold
+processes, warm OS page cache (the store is read once before the first rep), interleaved rep by rep.
+Prints both medians and the ratio (target: memsweep ≤ 1.5x the bare server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+
+HERE = Path(__file__).resolve().parent
+
+
+async def first_call(argv: list[str], env: dict[str, str], tool: str) -> tuple[float, float]:
+    start = time.perf_counter()
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
+    async with Client(params, mode="legacy") as c:
+        listed = time.perf_counter()
+        r = await c.call_tool(tool, {})
+        assert not r.is_error, r.content[0].text
+        done = time.perf_counter()
+    return (listed - start) * 1000, (done - start) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--data-dir")
+    args = ap.parse_args()
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="first-call-")) / "store"
+        print(f"building a {args.items}-item store in {data_dir} ...", flush=True)
+        subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(data_dir), str(args.items)],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+    ours = [sys.executable, "-m", "memsweep", "serve"]
+    bare = [sys.executable, str(HERE / "bare_server.py")]
+    asyncio.run(first_call(ours, env, "list_datasets"))  # warms the OS page cache for both sides
+    rows: dict[str, list[float]] = {"memsweep": [], "bare": [], "memsweep_init": [], "bare_init": []}
+    for _ in range(args.reps):
+        init, total = asyncio.run(first_call(ours, env, "list_datasets"))
+        rows["memsweep"].append(total)
+        rows["memsweep_init"].append(init)
+        init, total = asyncio.run(first_call(bare, env, "ping"))
+        rows["bare"].append(total)
+        rows["bare_init"].append(init)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"spawn → initialized: memsweep {med['memsweep_init']:.0f} ms, bare {med['bare_init']:.0f} ms")
+    print(f"spawn → first tool result: memsweep list_datasets {med['memsweep']:.0f} ms "
+          f"(min {min(rows['memsweep']):.0f}, max {max(rows['memsweep']):.0f}), "
+          f"bare ping {med['bare']:.0f} ms: {med['memsweep'] / med['bare']:.2f}x (target ≤ 1.5x)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

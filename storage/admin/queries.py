@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from datetime import datetime
 
@@ -13,9 +14,12 @@ from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
 from memsweep.storage.stores.schema import audit, chunks, data, data_entities, datasets, entities, users
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, case, func, literal, select, tuple_
 
 _WORD = re.compile(r"\w+")
+# -ln of what one mentioned query entity (0.4) and one neighbour (0.6) leave of the missing score: ordering
+# items by m * _LOG_MATCHED + n * _LOG_NEAR is ordering them by their graph bonus, in SQL.
+_LOG_MATCHED, _LOG_NEAR = -math.log(0.4), -math.log(0.6)
 
 
 async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
@@ -178,18 +182,31 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
     if matched:
         async with engine.exclusive():
             neighbours = await engine.run(engine.graph.neighbours, matched)
-        related = {e: 0.6 for e in matched} | {e: 0.4 for e in neighbours if e not in matched}
-        async with engine.meta.read() as conn:
+        near = sorted(set(neighbours) - set(matched))
+        # An item's graph bonus: each query entity it mentions adds 0.6, each neighbour of one 0.4, combined
+        # as 1 - (1 - score) * 0.4^m * 0.6^n. Counted in SQL: reading every (item, entity) row into Python
+        # made a search cost ~4 ms per 1,000 items once a popular name matched (72 ms p50 at 10,000 single
+        # adds). Only the vector hits and the best `limit` graph-only items can rank, so only they are read.
+        m = func.sum(case((data_entities.c.entity_id.in_(matched), 1), else_=0))
+        n = func.sum(case((data_entities.c.entity_id.in_(near), 1), else_=0)) if near else literal(0)
+        counted = (
+            select(data_entities.c.data_id, m.label("m"), n.label("n"))
+            .join(data, data.c.id == data_entities.c.data_id)
             # Only items whose graph is there: after forget(memory_only) or prune(graph) an item is found by
             # no search path until it is rebuilt (its entity rows stay in metadata for that rebuild).
-            for row in await conn.execute(
-                select(data_entities.c.data_id, data_entities.c.entity_id)
-                .join(data, data.c.id == data_entities.c.data_id)
-                .where(data_entities.c.entity_id.in_(sorted(related)), data.c.graph_ok)
-            ):
-                bonus = related[row.entity_id]
-                prev = scores.get(row.data_id, (0.0, None))
-                scores[row.data_id] = (min(1.0, prev[0] + bonus * (1.0 - prev[0])), prev[1])
+            .where(data_entities.c.entity_id.in_(sorted(matched) + near), data.c.graph_ok)
+            .where(access.live_items(engine.now()), data.c.dataset_id.in_(ds_ids))
+            .group_by(data_entities.c.data_id)
+        )
+        best = counted.order_by((m * _LOG_MATCHED + n * _LOG_NEAR).desc(), data_entities.c.data_id.desc()).limit(limit)
+        async with engine.meta.read() as conn:
+            found = {r.data_id: (r.m, r.n) for r in await conn.execute(best)}
+            if scores:
+                for r in await conn.execute(counted.where(data_entities.c.data_id.in_(list(scores)))):
+                    found[r.data_id] = (r.m, r.n)
+        for data_id, (m_count, n_count) in found.items():
+            prev = scores.get(data_id, (0.0, None))
+            scores[data_id] = (1.0 - (1.0 - prev[0]) * 0.4**m_count * 0.6**n_count, prev[1])
     if not scores:
         return []
     async with engine.meta.read() as conn:

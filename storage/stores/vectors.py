@@ -128,7 +128,7 @@ class LanceVectorStore:
         if not self.uri.exists():
             return None
         if self._session is None:
-            self._session = lance.Session(
+            self._session = lance.Session(  # type: ignore[attr-defined]  # re-exported without __all__
                 index_cache_size_bytes=SESSION_CACHE_BYTES, metadata_cache_size_bytes=SESSION_CACHE_BYTES
             )
         return lance.dataset(str(self.uri), session=self._session)

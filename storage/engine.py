@@ -205,6 +205,11 @@ class Engine:
                 await self.run(self._release_now)
         await self.run(heap.trim)  # the closed graph's buffers
 
+    @property
+    def graph_marked_open(self) -> bool:
+        """A process holds the graph open now, or died holding it (the mark outlives a SIGKILL)."""
+        return self._graph_mark.exists()
+
     def _mark_graph_open(self) -> bool:
         """Record, in a file next to the lock, that this process holds the graph open; True when the mark
         was already there, i.e. the previous holder died with the graph open (SIGKILL, power loss)."""

@@ -162,3 +162,22 @@ async def test_a_busy_holder_lets_a_waiting_process_in_between_its_calls(tmp_pat
                     await other.add("other", text="Dave moved to Rome.")
             finally:
                 done.set()
+
+
+async def test_a_clean_store_opens_without_the_lease_or_the_graph(tmp_path: Path) -> None:
+    """Opening a store left clean reads metadata only: a fresh server's first read does not wait for Kuzu,
+    and another process holding the directory does not delay it. A write then takes the lease as usual."""
+    settings = Settings(data_dir=tmp_path / "d")
+    async with Memory(settings) as mem:
+        await mem.add("notes", text="Alice moved to Lisbon.", entities=[{"name": "Alice"}])
+    async with Memory(settings) as mem:
+        assert not mem.engine.graph.is_open and not mem.engine.lock.held
+        assert [d.items for d in await mem.datasets.list_datasets()] == [1]
+        assert not mem.engine.graph.is_open
+        await mem.add("notes", text="Bob moved to Oslo.")
+        assert mem.engine.graph.is_open and mem.engine.lock.held
+    # Left unclean (a graph mark as a killed holder leaves it): the next open recovers under the lease.
+    (settings.data_dir / ".graph-open").touch()
+    async with Memory(settings) as mem:
+        assert mem.engine.lock.held
+        assert (await mem.doctor()).consistent

@@ -15,8 +15,9 @@ from memsweep.storage.deletion.erasure import erase_if_pending
 from memsweep.storage.deletion.planner import Wipe, plan_scope
 from memsweep.storage.engine import Engine
 from memsweep.storage.ingest.rebuild import mark_for_rebuild, rebuild_if_pending
+from memsweep.storage.stores.metadata import get_state
 from memsweep.storage.stores.schema import data, journal
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 log = logging.getLogger("memsweep.recovery")
 
@@ -28,6 +29,28 @@ async def recover(engine: Engine) -> None:
     await _mark_lost_graph(engine)
     await rebuild_if_pending(engine)
     await erase_if_pending(engine)
+
+
+def _pending(conn: Connection) -> bool:
+    """Whether any recovery step has work: an unfinished add, an open journal record, a rebuild or an
+    erase left pending (sync, one read)."""
+    return bool(
+        conn.execute(select(data.c.id).where(data.c.status == "ingesting").limit(1)).first()
+        or conn.execute(select(journal.c.id).where(journal.c.status == "open").limit(1)).first()
+        or get_state(conn, "rebuild_pending")
+        or get_state(conn, "erase_pending")
+    )
+
+
+async def needs_recovery(engine: Engine) -> bool:
+    """True unless the store was left clean: then opening needs neither the directory lease nor the graph,
+    and a fresh server answers its first call without waiting for Kuzu (issue 12.5). A graph left open by a
+    killed process or a missing graph file always go through `recover()` (files are written under the lease,
+    so a write killed before its rename left that mark too). An open journal record of another live process
+    also reads as work: `recover()` then waits for the lease, and by then that process has closed it."""
+    if engine.graph_marked_open or not engine.graph.path.exists():
+        return True
+    return bool(await engine.meta.call(_pending))
 
 
 async def rollback_adds(engine: Engine) -> None:

@@ -12,6 +12,7 @@ statement segfaults), so after any transaction error the connection is thrown aw
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import shutil
 import threading
@@ -113,12 +114,14 @@ class EmbeddedGraphStore:
                 f"Unknown graph backend {backend!r}; set MEMSWEEP_GRAPH_BACKEND to 'kuzu' or 'ladybug'."
             )
         module_name, filename = BACKENDS[backend]
-        try:
-            self._mod: Any = importlib.import_module(module_name)
-        except ImportError as exc:
+        # Imported at the first open, not here: a clean store's first read needs no graph (issue 12.5), and
+        # the import is ~50 ms of a fresh server's first answer. Whether it is installed is checked now.
+        if importlib.util.find_spec(module_name) is None:
             raise StoreUnavailable(
                 f"The graph backend {backend!r} is not installed; `pip install memsweep[{backend}]`."
-            ) from exc
+            )
+        self._module_name = module_name
+        self._mod: Any = None
         self.backend = backend
         self.root = root
         self.path = root / filename
@@ -142,6 +145,7 @@ class EmbeddedGraphStore:
                 # every acknowledged write.
                 kwargs["throw_on_wal_replay_failure"] = False
             try:
+                self.load_module()
                 self._db = self._mod.Database(str(self.path), **kwargs)
                 self._conn = self._mod.Connection(self._db)
                 self._prepared.clear()
@@ -153,6 +157,12 @@ class EmbeddedGraphStore:
                     f"Cannot open the graph at {self.path}: {exc}. Metadata, files and vectors were not "
                     "touched; if the graph is damaged, `memsweep doctor --repair` rebuilds it from metadata."
                 ) from exc
+
+    def load_module(self) -> None:
+        """Import the backend (blocking, ~50 ms; a server warms it in a worker thread after its first calls)."""
+        with self._lock:
+            if self._mod is None:
+                self._mod = importlib.import_module(self._module_name)
 
     def close(self) -> None:
         with self._lock:

@@ -179,22 +179,23 @@ class Engine:
     async def _when_idle(self) -> None:
         """Housekeeping once writes pause, off the callers' path and off the event loop: fold the vector
         fragments single adds left (one per add; 1,000 adds made 1,000 fragments and 44 MB, and LanceDB's
-        per-version state grew the process ~0.4 MB per add), then give the directory lease back when another
-        process asks for it or after a long pause. A write that arrives meanwhile cancels this and starts it again afterwards."""
+        per-version state grew the process ~0.4 MB per add), give freed memory back, then give the directory
+        lease back when another process asks for it or after a long pause. A write that arrives meanwhile
+        cancels this and starts it again afterwards."""
         due = self.vectors.commits_since_compact
         await asyncio.sleep(0 if due >= COMPACT_MAX_COMMITS else IDLE_COMPACT_SECONDS)
-        if due:
+        if due or self.vectors.index_fold_due:
             async with self._write_lock:
-                if self.lock.held and self.vectors.commits_since_compact:
-                    try:
+                try:
+                    if self.lock.held and self.vectors.commits_since_compact:
                         await self.run(self.vectors.compact)
-                    except Exception:  # a fold is housekeeping: the next idle period tries again
-                        log.exception("folding vector fragments failed; will retry when writes pause again")
+                    elif self.lock.held and self.vectors.index_fold_due:
+                        await self.run(self.vectors.ensure_indexes)  # what an erase's rewrite deferred
+                except Exception:  # a fold is housekeeping: the next idle period tries again
+                    log.exception("folding vector fragments failed; will retry when writes pause again")
+        await self._trim()
         # Keep the graph open across a session's pauses, but hand the lease over as soon as another process
         # asks for it (lock.py). Polling a file every 50 ms while idle costs microseconds.
-        if time.monotonic() - self._trimmed >= TRIM_EVERY_SECONDS:
-            self._trimmed = time.monotonic()
-            await self.run(heap.trim)  # what the engines freed goes back to the system, not to an arena
         for _ in range(round(IDLE_RELEASE_SECONDS / WANT_POLL_SECONDS)):
             if self.lock.wanted():
                 break
@@ -203,7 +204,13 @@ class Engine:
             if self.lock.held:
                 # In a worker thread: closing Kuzu blocked the event loop 90–150 ms when done here directly.
                 await self.run(self._release_now)
-        await self.run(heap.trim)  # the closed graph's buffers
+        await self._trim()  # the closed graph's buffers
+
+    async def _trim(self) -> None:
+        """What the engines freed goes back to the system, not to an arena (storage/heap.py)."""
+        if time.monotonic() - self._trimmed >= TRIM_EVERY_SECONDS:
+            self._trimmed = time.monotonic()
+            await self.run(heap.trim)
 
     @property
     def graph_marked_open(self) -> bool:

@@ -179,6 +179,12 @@ async def apply(
             # 10k items). A crash meanwhile leaves the journal open (or erase_pending set with the purge),
             # and the next start deletes and rewrites again: both steps are idempotent.
             tg.start_soon(engine.run, engine.vectors.erase)
+        # The embedding cache is a separate SQLite file that nothing below depends on: its rows go in their
+        # own worker thread too (0.5 s of an empty_dataset of 10,000 items when it ran after the files).
+        if w.cache or w.metadata:
+            tg.start_soon(engine.run, engine.cache.clear)
+        elif plan.cache_keys:
+            tg.start_soon(engine.run, engine.cache.delete_many, plan.cache_keys)
         if w.graph or w.metadata:
             await engine.run(engine.graph.wipe)
         else:
@@ -191,11 +197,7 @@ async def apply(
 
         await _remove_files(engine, plan)
         crash_point("after_files")
-        if w.cache or w.metadata:
-            await engine.run(engine.cache.clear)
-        elif plan.cache_keys:
-            await engine.run(engine.cache.delete_many, plan.cache_keys)
-        await tick(4, "files and cache entries removed")
+        await tick(4, "files removed")
 
         await _purge(engine, journal_id, plan, user, erase)
         crash_point("after_purge")

@@ -2,13 +2,13 @@
 
 Kuzu lets one process open a database read-write and locks out every other open (ENGINES.md), while two
 memsweep processes on one directory (a desktop app and an IDE) is the normal case. So writers take an
-exclusive `flock` on `<data_dir>/.memsweep.lock`, open the graph, do their work, and keep the lease
-between calls. A waiter says so by creating `<data_dir>/.memsweep.lock.want`; the holder checks for it every
+exclusive `flock` on `<data_dir>/.memsweep.lock`, open the graph, do their work, and keep the lease between
+calls. A waiter says so by creating `<data_dir>/.memsweep.lock.want`; the holder checks for it every
 `WANT_POLL_SECONDS` while idle and hands the lease over (graph closed, lock released), so the other process
-gets its turn within ~50 ms of the holder's last call. With no one waiting the holder keeps the graph open
-for `IDLE_RELEASE_SECONDS`: releasing after 0.5 s, as before, made every call after a pause of a user's
-session reopen Kuzu (47–56 ms, a delete after idle 1.5x a back-to-back one). A waiter polls until
-`lock_timeout_seconds` and then fails with a clear error.
+gets its turn within ~50 ms of the holder's last call (plus the graph's close). With no one waiting the
+holder keeps the graph open for `IDLE_RELEASE_SECONDS`: releasing after 0.5 s, as before, made every call
+after a pause of a user's session reopen Kuzu (47–56 ms, a delete after idle 1.5x a back-to-back one). A
+waiter polls until `lock_timeout_seconds` and then fails with a clear error.
 """
 
 from __future__ import annotations

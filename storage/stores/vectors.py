@@ -266,8 +266,8 @@ class LanceVectorStore:
 
         # defer_index_remap: the rewrite records a fragment-reuse mapping instead of remapping the three
         # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); compact() folds it in at
-        # once, an erase leaves it to the engine's idle housekeeping (index_fold_due). The erasure test checks no deleted vector
-        # byte survives.
+        # once, an erase leaves it to the engine's idle housekeeping (index_fold_due). The erasure test
+        # checks no deleted vector byte survives.
         lance.dataset(str(self.uri)).optimize.compact_files(
             materialize_deletions_threshold=0.0,
             target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT,

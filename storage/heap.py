@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import sys
 from functools import cache
 from typing import Any
 
-log = logging.getLogger("memsweep.heap")
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
@@ -40,7 +38,7 @@ def limit_arenas(count: int = 2) -> bool:
 
 
 def trim() -> bool:
-    """Return the free pages at the top of every arena to the system. ctypes releases the GIL for the call;
-    run it in a worker thread (a few ms on a 300 MB heap)."""
+    """Return every arena's free pages to the system. ctypes releases the GIL for the call; run it in a
+    worker thread (3–130 ms measured, more on a fragmented heap)."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))

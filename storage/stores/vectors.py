@@ -233,6 +233,7 @@ class LanceVectorStore:
         """BTREE scalar indexes on the id columns used in filters (ENGINES.md: 5–11 ms vs up to 83 ms)."""
         ds = self._open()
         if ds is None or ds.count_rows() == 0:
+            self.index_fold_due = False  # nothing indexed, nothing to fold
             return
         present = {name for idx in ds.describe_indices() for name in idx.field_names}
         for column in ("data_id", "dataset_id", "chunk_id"):
@@ -288,5 +289,6 @@ class LanceVectorStore:
     def drop(self) -> None:
         self._session = None
         self._indexed, self._unindexed = False, 0
+        self.commits_since_compact, self.index_fold_due = 0, False  # the dropped table's housekeeping
         if self.uri.exists():
             shutil.rmtree(self.uri)

@@ -18,6 +18,7 @@ from memsweep.results import (
     DatasetInfo,
     DeletionReport,
     DoctorReport,
+    ForgetReport,
     PruneReport,
     RebuildReport,
     Receipt,
@@ -226,7 +227,7 @@ class Memory:
         async for line in export_lines(self.engine, self.user, target):
             yield line
 
-    async def expire(self, *, dry_run: bool = False, within_days: float = 0) -> DeletionReport:
+    async def expire(self, *, dry_run: bool = False, within_days: float = 0) -> ForgetReport:
         """Operator call: delete (with erase) every item past its expiry, except in datasets on hold; with
         `dry_run`, what would go by now + `within_days`."""
         from datetime import timedelta
@@ -235,7 +236,7 @@ class Memory:
 
         if dry_run:
             plan = await expiry.preview(self.engine, timedelta(days=within_days))
-            return build_report(plan, dry_run=True, executed=False, message=preview_message(plan))
+            return ForgetReport.of(build_report(plan, dry_run=True, executed=False, message=preview_message(plan)))
         done = await expiry.sweep(self.engine)
         report = build_report(
             done.plan,
@@ -243,7 +244,7 @@ class Memory:
             executed=True,
             message=done_message(done.plan, True, done.erased, self.engine.meta.erase_limits),
         )
-        return report.model_copy(update={"receipt_id": done.receipt_id})
+        return ForgetReport.of(report.model_copy(update={"receipt_id": done.receipt_id}))
 
     async def set_retention(self, dataset: str, days: int | None) -> None:
         """Operator call (never a tool: an agent must not lengthen its own retention)."""
@@ -286,7 +287,7 @@ class Memory:
         data_ids: list[str] | None = None,
         query: str | None = None,
         limit: int = 20,
-    ) -> DeletionReport:
+    ) -> ForgetReport:
         """One item, several (`data_ids`), a subject (`entity`: every item that mentions it), a dataset, or
         everything. `query` only finds candidates (never deletes): pass the ids chosen to `data_ids`."""
         if query is not None:
@@ -294,7 +295,7 @@ class Memory:
                 raise InvalidInput("`query` only finds candidates; give it alone (with `dataset` to narrow).")
             return await queries.forget_candidates(self.engine, self.user, query, dataset, limit)
         target = forget_target(data_id, dataset, everything, memory_only, entity, data_ids)
-        return await self.run(target, dry_run=dry_run, erase=erase, verify=verify)
+        return ForgetReport.of(await self.run(target, dry_run=dry_run, erase=erase, verify=verify))
 
 
 class _Datasets:

@@ -121,16 +121,28 @@ class DeletionReport(DeletionCounts):
     )
     message: str = ""
     fingerprint: str = Field(default="", description="Identifies the exact plan; a confirmation is bound to it.")
-    candidates: list[Candidate] = Field(
-        default_factory=list,
-        description="Up to 20 items it deletes; with query, the matches (nothing deleted).",
-    )
     receipt_id: str | None = None
     verified: bool | None = Field(default=None, description="verify=true: data directory scanned")
     files_scanned: int | None = None
     bytes_scanned: int | None = None
     hits: int | None = Field(default=None, description="verify=true: files holding deleted bytes (0: none)")
+
+
+# `forget`'s (and expiry's) report: the deletion report plus the items it lists. Only these calls list
+# items, so only their output schema carries the two fields (issue 11.5: they cost the other four deleting
+# tools ~260 characters of `tools/list` each, for fields that were always empty there). A comment, not a
+# docstring: pydantic would publish a docstring as the output schema's description.
+class ForgetReport(DeletionReport):
+    candidates: list[Candidate] = Field(
+        default_factory=list,
+        description="Up to 20 items it deletes; with query, the matches (nothing deleted).",
+    )
     items_not_deletable: int = Field(default=0, description="entity: items in datasets you may not delete (kept)")
+
+    @classmethod
+    def of(cls, report: DeletionReport) -> ForgetReport:
+        """`report` as a ForgetReport: a forget whose plan lists nothing (one item, a dataset) has empty lists."""
+        return report if isinstance(report, ForgetReport) else cls(**report.model_dump())
 
 
 class PruneReport(DeletionReport):

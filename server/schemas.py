@@ -4,8 +4,9 @@
 Pydantic writes a `title` for every property ("Dry Run" next to `dry_run`), a `default` in output
 schemas (a result has no defaults to apply), `default: null` for every optional argument, and
 `anyOf: [{type: X}, {type: null}]` for every optional field. None of it tells a client more than the
-compact form: those are dropped, an optional scalar becomes `type: [X, "null"]` (the same set of values
-in JSON Schema), and result fields keep their types but not their descriptions (the deletion report's
+compact form: those are dropped, an optional result field becomes `type: [X, "null"]` (the same set of
+values in JSON Schema), an optional argument loses its `null` alternative (omitting it says "none"), and
+result fields keep their types but not their descriptions (the deletion report's
 five copies said the same sentences five times; the tool descriptions and README say them once).
 Validation is unaffected: the SDK validates arguments and results with the pydantic models, not with
 these published schemas (tests/test_contract.py validates results against them with a format checker).
@@ -37,7 +38,18 @@ def compact(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
             out[key] = [compact(v, output=output) if isinstance(v, dict) else v for v in value]
         else:
             out[key] = value
-    return _fold_nullable(out)
+    return _fold_nullable(out) if output else _drop_null(out)
+
+
+def _drop_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional argument's schema without its `null` alternative: not giving the argument is how a client
+    says "none" (every such argument defaults to null), and the published schema need not spell out a
+    second way. The server still accepts an explicit null (its pydantic model allows it)."""
+    options = schema.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        (other,) = [o for o in options if o != {"type": "null"}]
+        return {**{k: v for k, v in schema.items() if k != "anyOf"}, **other}
+    return schema
 
 
 def _fold_nullable(schema: dict[str, Any]) -> dict[str, Any]:

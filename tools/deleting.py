@@ -12,21 +12,12 @@ from memsweep.storage.deletion.targets import Plan, Target
 from memsweep.tools.common import annotations, memory, progress_of
 from pydantic import Field
 
-DryRun = Annotated[bool, Field(description="true: return the plan (what goes, what stays shared) and delete nothing.")]
-Erase = Annotated[
-    bool,
-    Field(
-        description="true (default): deleted bytes are gone from disk when the call returns; false: a background sweep erases them later."
-    ),
-]
-Verify = Annotated[
-    bool,
-    Field(
-        description="true: before returning, scan every file of the data directory for the deleted texts and "
-        "vectors; the report (and its receipt) gives files_scanned and hits."
-    ),
-]
-Token = Annotated[str | None, Field(description="The confirm_token from a preview of this same call.", max_length=200)]
+# Shared by five tools, so every character here is paid five times in `tools/list` (issue 11.5); the
+# README says the rest (what erase covers, what a receipt records).
+DryRun = Annotated[bool, Field(description="true: only preview the plan.")]
+Erase = Annotated[bool, Field(description="false: a background sweep erases the deleted bytes later.")]
+Verify = Annotated[bool, Field(description="true: scan the data directory for deleted bytes before returning.")]
+Token = Annotated[str | None, Field(description="From this call's preview.", max_length=200)]
 DatasetRef = Annotated[str, Field(description="Dataset id (or its name).", max_length=255)]
 
 
@@ -34,14 +25,13 @@ DatasetRef = Annotated[str, Field(description="Dataset id (or its name).", max_l
 async def delete_data(
     ctx: Context,
     dataset_id: DatasetRef,
-    data_id: Annotated[str, Field(description="Id of the item to delete (from list_data or search).", max_length=64)],
+    data_id: Annotated[str, Field(description="From list_data or search.", max_length=64)],
     dry_run: DryRun = False,
     erase: Erase = True,
     verify: Verify = False,
 ) -> DeletionReport:
-    """Delete one item: its chunks, vectors, graph nodes and edges, and its stored file. Graph nodes and
-    files that other items still use are kept (listed in kept_shared). Needs the delete permission. Not
-    guarded: it runs at once unless dry_run=true. Deleting an item that does not exist is an error."""
+    """Delete one item with its chunks, vectors, graph nodes and file; what other items still use stays
+    (kept_shared). Runs at once (not guarded). A missing item is an error."""
     target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
     return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
 
@@ -63,9 +53,8 @@ async def empty_dataset(
     erase: Erase = True,
     verify: Verify = False,
 ) -> DeletionReport:
-    """Delete every item of a dataset and the dataset itself. Guarded: the person is asked to confirm
-    where the client supports it; otherwise the result has confirmation_required=true and a confirm_token
-    (valid 5 minutes, once) to pass back in the same call. Shared graph nodes and files stay."""
+    """Delete a dataset and all its items. Guarded: the person confirms if the client can ask; else the
+    result has a confirm_token (5 minutes, single use) to pass back in the same call."""
     target = Target("empty_dataset", "dataset", dataset=dataset_id)
     ds = await (await memory(ctx)).dataset_id(dataset_id)
     return await run_guarded(
@@ -88,8 +77,8 @@ async def delete_all(
     erase: Erase = True,
     verify: Verify = False,
 ) -> DeletionReport:
-    """Delete every dataset you may delete (and all their items), and nothing else: datasets you can only
-    read stay. Guarded like empty_dataset: confirm when asked, or pass back the confirm_token."""
+    """Delete every dataset you may delete, with its items; datasets you can only read stay. Guarded like
+    empty_dataset."""
     return await run_guarded(
         ctx, "delete_all", Target("delete_all", "all"), plan, answer,
         dry_run=dry_run, confirm_token=confirm_token, erase=erase, binding={}, verify=verify,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import ElicitationResult
-from memsweep.results import DeletionReport
+from memsweep.results import ForgetReport
 from memsweep.server.confirm import ConfirmDeletion, guarded_resolvers, run_guarded
 from memsweep.server.errors import mapped
 from memsweep.storage.deletion.targets import Plan, Target, forget_target
@@ -41,56 +41,51 @@ async def forget(
     ctx: Context,
     plan: Annotated[Plan, Resolve(_forget_plan)],
     answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_forget_ask)],
-    data_id: Annotated[str | None, Field(description="Forget one item (runs at once).", max_length=64)] = None,
+    data_id: Annotated[str | None, Field(description="One item (runs at once).", max_length=64)] = None,
     data_ids: Annotated[
         list[Annotated[str, Field(max_length=64)]] | None,
         Field(
-            description="Forget exactly these items (up to 1,000; all must exist and be yours to delete, or "
-            "nothing is). Guarded above one.",
+            description="Exactly these items (up to 1,000): all must be yours to delete, or none goes.",
             max_length=1000,
         ),
     ] = None,
     entity: Annotated[
         str | None,
         Field(
-            description="Forget a subject: every item that mentions this entity (e.g. a person's name) in the "
-            "datasets you may delete, narrowed by dataset, with the entity and its relations. Guarded.",
+            description="A subject: every item you may delete that mentions this entity (e.g. a name), and the entity.",
             max_length=255,
         ),
     ] = None,
     query: Annotated[
         str | None,
         Field(
-            description="Find what to forget by description: returns candidates and deletes nothing. Then "
-            "call forget(data_ids=[...]) with the ids you chose.",
+            description="Only list candidates matching this description; deletes nothing.",
             max_length=10_000,
         ),
     ] = None,
-    limit: Annotated[int, Field(description="With query: at most this many candidates (1–100).", ge=1, le=100)] = 20,
+    limit: Annotated[int, Field(description="Most candidates for query.", ge=1, le=100)] = 20,
     dataset: Annotated[
-        str | None, Field(description="Forget a whole dataset (id or name), or narrow entity/query.", max_length=255)
+        str | None, Field(description="A whole dataset (id or name), or where entity/query look.", max_length=255)
     ] = None,
     everything: Annotated[bool, Field(description="Forget every dataset you may delete.")] = False,
-    memory_only: Annotated[
-        bool, Field(description="Drop only graph and vectors; keep metadata and files so they can be rebuilt.")
-    ] = False,
+    memory_only: Annotated[bool, Field(description="Drop graph and vectors only; keep items to rebuild them.")] = False,
     dry_run: DryRun = False,
     confirm_token: Token = None,
     erase: Erase = True,
     verify: Verify = False,
-) -> DeletionReport:
-    """The one-call form of deletion: data_id (one item, runs at once), data_ids (exactly these items),
-    entity (everything about a subject), dataset, or everything=true; all but one item are guarded.
-
-    To forget by description, first call forget(query="...") to see candidates (nothing is deleted), then
-    forget(data_ids=[...]) with exactly the ids you chose: what is deleted is what was shown."""
+) -> ForgetReport:
+    """Forget one item (data_id, runs at once), several (data_ids), a subject (entity), a dataset, or
+    everything=true; all but one item are guarded like empty_dataset. By description: forget(query=...)
+    shows candidates, then forget(data_ids=[...]) deletes exactly the ids you chose."""
     mem = await memory(ctx)
     if query is not None:
         return await mem.forget(query=query, dataset=dataset, limit=limit, data_id=data_id, data_ids=data_ids,
                                 entity=entity, everything=everything)  # fmt: skip
     target = forget_target(data_id, dataset, everything, memory_only, entity, data_ids)
     if not target.guarded:
-        return await mem.run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
+        return ForgetReport.of(
+            await mem.run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
+        )
     binding = {
         "dataset": await mem.dataset_id(dataset) if dataset else None,
         "everything": everything,
@@ -98,16 +93,16 @@ async def forget(
         "entity": normalise_name(entity) if entity else None,
         "data_ids": sorted(data_ids) if data_ids else None,
     }
-    return await run_guarded(
+    return ForgetReport.of(await run_guarded(
         ctx, "forget", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=erase,
         binding=binding, verify=verify,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def register(server: MCPServer) -> None:
     server.add_tool(
         forget,
         annotations=annotations(
-            "Forget items, a subject, a dataset or everything", read_only=False, destructive=True, idempotent=False
+            "Forget (item, subject, dataset, all)", read_only=False, destructive=True, idempotent=False
         ),
     )

@@ -25,25 +25,21 @@ class RelationIn(BaseModel):
 async def add(
     ctx: Context,
     dataset: Annotated[str, Field(description="Dataset id or name; a new name creates the dataset.", max_length=255)],
-    text: Annotated[str | None, Field(description="The memory as text (give this or path).")] = None,
-    path: Annotated[str | None, Field(description="Absolute path of a UTF-8 text file (give this or text).")] = None,
+    text: Annotated[str | None, Field(description="The memory (or give path).")] = None,
+    path: Annotated[str | None, Field(description="Or a UTF-8 text file's absolute path.")] = None,
     name: Annotated[str | None, Field(description="A short label shown by list_data.", max_length=255)] = None,
     entities: Annotated[
         list[EntityIn] | None,
-        Field(description="Entities you extracted (recommended); omitted → a simple built-in extractor runs."),
+        Field(description="Entities you see in it (recommended); else a simple extractor runs."),
     ] = None,
     relations: Annotated[list[RelationIn] | None, Field(description="Relations between those entities.")] = None,
-    copy: Annotated[bool, Field(description="false keeps a file by reference: never copied, moved or deleted.")] = True,
-    expires_at: Annotated[
-        str | None, Field(description="Forget it at this time (ISO 8601, e.g. 2027-01-31T12:00:00Z).", max_length=64)
-    ] = None,
+    copy: Annotated[bool, Field(description="false: keep the file by reference (never copied or deleted).")] = True,
+    expires_at: Annotated[str | None, Field(description="Forget it at this ISO 8601 time.", max_length=64)] = None,
     ttl_days: Annotated[float | None, Field(description="Forget it after this many days.", gt=0, le=36500)] = None,
 ) -> AddResult:
-    """Store a memory (a text or a text file) in a dataset, creating the dataset if needed.
-
-    Pass the entities and relations you see in it: graph nodes are shared by name, so "New York" in two
-    memories is one node that lives until the last memory mentioning it is deleted. Identical content is
-    stored once (deduplicated=true)."""
+    """Store a memory (a text or a text file) in a dataset, created if needed. Graph nodes are shared by
+    name: "New York" in two memories is one node, deleted with the last memory naming it. Identical content
+    is stored once (deduplicated=true)."""
     return await (await memory(ctx)).add(
         dataset,
         text,
@@ -62,10 +58,10 @@ async def search(
     ctx: Context,
     query: Annotated[str, Field(description="What to look for.", max_length=10_000)],
     dataset: Annotated[str | None, Field(description="Limit to one dataset (id or name).")] = None,
-    limit: Annotated[int, Field(description="Maximum hits (1–100).", ge=1, le=100)] = 10,
+    limit: Annotated[int, Field(description="Maximum hits.", ge=1, le=100)] = 10,
 ) -> SearchResult:
-    """Find live memories by vector similarity and by shared entities in the graph. Deleted items are
-    never returned. Each hit has the item id, its dataset, a snippet and a score in [0, 1]."""
+    """Find live memories by vector similarity and shared graph entities; deleted items never appear.
+    Scores are in (0, 1]."""
     return SearchResult(hits=await (await memory(ctx)).search(query, dataset, limit))
 
 

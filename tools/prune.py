@@ -10,9 +10,8 @@ from memsweep.server.errors import mapped
 from memsweep.storage.deletion.targets import Plan, prune_target
 from memsweep.tools.common import annotations
 from memsweep.tools.deleting import DryRun, Token
-from pydantic import Field
 
-Layer = Annotated[bool, Field(description="Wipe this layer.")]
+Layer = bool  # each layer is described once, in the tool's description
 
 
 _prune_plan, _prune_ask = guarded_resolvers(("files", "graph", "vector", "metadata", "cache"), prune_target)
@@ -31,10 +30,9 @@ async def prune(
     dry_run: DryRun = False,
     confirm_token: Token = None,
 ) -> PruneReport:
-    """Development reset: wipe whole layers for every user, bypassing permissions. files = owned raw files;
-    graph / vector = derived indexes (items are kept and can be rebuilt); metadata = every dataset and item
-    (also clears graph, vectors and cache); cache = cached embeddings. Off unless the operator enabled it;
-    the dry run always works. Guarded: confirm when asked, or pass back the confirm_token."""
+    """Development reset of whole layers for every user, bypassing permissions: files (owned raw files),
+    graph, vector (derived; items stay), metadata (all datasets and items; clears graph, vector, cache too),
+    cache (embeddings). Off unless the operator enables it; dry runs always work. Guarded."""
     target = prune_target(files, graph, vector, metadata, cache)
     report = await run_guarded(
         ctx, "prune", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=True,
@@ -47,7 +45,5 @@ async def prune(
 def register(server: MCPServer) -> None:
     server.add_tool(
         prune,
-        annotations=annotations(
-            "Prune whole layers (development reset)", read_only=False, destructive=True, idempotent=False
-        ),
+        annotations=annotations("Prune layers (dev reset)", read_only=False, destructive=True, idempotent=False),
     )

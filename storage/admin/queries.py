@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 
 from memsweep.errors import InvalidInput
-from memsweep.results import AuditEntry, Candidate, DataItem, DataPage, DatasetInfo, DeletionReport, SearchHit
+from memsweep.results import AuditEntry, Candidate, DataItem, DataPage, DatasetInfo, ForgetReport, SearchHit
 from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
@@ -241,7 +241,7 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
 
 async def forget_candidates(
     engine: Engine, user: str, query: str, dataset: str | None = None, limit: int = 20
-) -> DeletionReport:
+) -> ForgetReport:
     """What `forget(query=...)` shows: the items search picks for the description, among those the caller
     may delete. Always a preview: deleting them is a separate `forget(data_ids=[...])` with the ids chosen,
     so what is deleted is exactly what was shown, never a re-run of the query."""
@@ -266,7 +266,7 @@ async def forget_candidates(
         message = "No item you may delete matches; nothing was deleted."
     if skipped:
         message += f" {skipped} more match in datasets you may not delete."
-    return DeletionReport(dry_run=True, executed=False, message=message, candidates=candidates)
+    return ForgetReport(dry_run=True, executed=False, message=message, candidates=candidates)
 
 
 async def audit_log(engine: Engine, user: str | None = None, limit: int = 100) -> list[AuditEntry]:

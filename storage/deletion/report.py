@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from memsweep.results import Candidate, DeletionReport, PruneReport
+from memsweep.results import Candidate, DeletionReport, ForgetReport, PruneReport
 from memsweep.storage.deletion.targets import Plan
 
 _LABELS = {
@@ -66,6 +66,10 @@ def describe(plan: Plan) -> str:
     return what + "." + tail
 
 
+# The ops whose previews list the items they delete (scopes.annotate): their report is a ForgetReport.
+LISTING_OPS = ("forget", "expired")
+
+
 def build_report(
     plan: Plan,
     *,
@@ -86,11 +90,12 @@ def build_report(
         kept_shared=list(plan.kept_names),
         message=message,
         fingerprint=plan.fingerprint,
-        candidates=[Candidate(data_id=d, dataset_id=ds, name=n, snippet=t) for d, ds, n, t in plan.listed],
-        items_not_deletable=plan.items_not_deletable,
     )
     if plan.op == "prune":
         return PruneReport(**fields, layers=dict(plan.layers))
+    if plan.op in LISTING_OPS:
+        listed = [Candidate(data_id=d, dataset_id=ds, name=n, snippet=t) for d, ds, n, t in plan.listed]
+        return ForgetReport(**fields, candidates=listed, items_not_deletable=plan.items_not_deletable)
     return DeletionReport(**fields)
 
 

@@ -98,11 +98,13 @@ class MetadataStore:
             _install_sqlite_hooks(sync_engine)
         store = cls(engine, Path(engine.url.database) if is_sqlite and engine.url.database else None, sync_engine)
         try:
-            async with store.write() as conn:
-                await conn.run_sync(metadata.create_all)
-                await conn.run_sync(_add_missing_columns)
-                if is_postgres:
-                    await conn.run_sync(postgres.prepare_schema)
+            if await store._schema_recorded() != SCHEMA_FINGERPRINT:
+                async with store.write() as conn:
+                    await conn.run_sync(metadata.create_all)
+                    await conn.run_sync(_add_missing_columns)
+                    if is_postgres:
+                        await conn.run_sync(postgres.prepare_schema)
+                    await conn.run_sync(set_state, SCHEMA_KEY, SCHEMA_FINGERPRINT)
         except Exception as exc:
             await engine.dispose()
             if sync_engine is not None:
@@ -115,6 +117,17 @@ class MetadataStore:
             assert sync_engine is not None
             store.erase_limits = await anyio.to_thread.run_sync(postgres.erase_limits, sync_engine)
         return store
+
+    async def _schema_recorded(self) -> str | None:
+        """The schema fingerprint the store was last brought up to, read without a write lock; None for a
+        new store or one made before fingerprints (no `state` table, or no row)."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            async with self.read() as conn:
+                return await conn.run_sync(get_state, SCHEMA_KEY)
+        except DBAPIError:
+            return None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -194,7 +207,11 @@ class MetadataStore:
                 set_state(conn, "store_id", current)
             return current
 
-        in_meta = await self.call(claim, write=True)
+        # Read first: a paired store (every open but the first) needs no write transaction, so an open does
+        # not wait behind another process's write.
+        in_meta = await self.call(get_state, "store_id")
+        if in_meta is None:
+            in_meta = await self.call(claim, write=True)
         if in_meta is None:
             raise StoreUnavailable(
                 f"The data directory {data_dir} belongs to memsweep store {on_disk}, but the metadata database "
@@ -236,6 +253,27 @@ STORE_ID_FILE = "store-id"
 def _has_content(data_dir: Path) -> bool:
     """Whether a data directory already holds a store's data (owned files or vectors)."""
     return any((data_dir / sub).exists() and any((data_dir / sub).iterdir()) for sub in ("files", "vectors"))
+
+
+def _schema_fingerprint() -> str:
+    """What `create_all` and `_add_missing_columns` would bring a store up to: tables, columns, indexes.
+    Checking it costs one read; bringing a store up to date takes a write transaction and 19 index checks
+    (80–90 ms of every open, the largest part of a fresh server's first call), so an open does it only
+    when the store's recorded fingerprint differs (a new store, an older version, a changed schema)."""
+    import hashlib
+
+    parts = []
+    for table in metadata.sorted_tables:
+        cols = [(c.name, str(c.type), c.nullable, c.primary_key) for c in table.columns]
+        idx = sorted((i.name or "", tuple(c.name for c in i.columns)) for i in table.indexes)
+        parts.append(repr((table.name, cols, idx)))
+    parts.append(repr(ADDED_COLUMNS))
+    parts.append(postgres.SCHEMA_REVISION)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+SCHEMA_KEY = "schema"
+SCHEMA_FINGERPRINT = _schema_fingerprint()
 
 
 def _live_items(conn: Connection) -> int:

@@ -60,6 +60,11 @@ def text_columns() -> list[tuple[str, str]]:
     ]
 
 
+# Part of the metadata store's schema fingerprint (metadata.py): change it when prepare_schema changes what
+# it does, so every store is prepared again at its next open.
+SCHEMA_REVISION = "statistics-0 on text columns"
+
+
 def prepare_schema(conn: Connection) -> None:
     """No planner statistics on text columns: ANALYZE (autovacuum runs it on its own) copies sampled values
     into `pg_statistic`, a catalog an erase cannot rewrite, so a deleted chunk's text could stay there and

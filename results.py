@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 class _Result(BaseModel):
@@ -146,7 +147,14 @@ class ForgetReport(DeletionReport):
 
 
 class PruneReport(DeletionReport):
-    layers: dict[str, DeletionCounts] = Field(default_factory=dict)
+    # Published as "per layer, integer counts" rather than a second copy of the eleven counters the report
+    # itself lists (~330 characters of `tools/list`, issue 11.5); the model still validates each layer.
+    layers: Annotated[
+        dict[str, DeletionCounts],
+        WithJsonSchema(
+            {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}}}
+        ),
+    ] = Field(default_factory=dict)
 
 
 class RebuildReport(_Result):

@@ -31,7 +31,7 @@ async def delete_data(
     verify: Verify = False,
 ) -> DeletionReport:
     """Delete one item with its chunks, vectors, graph nodes and file; what other items still use stays
-    (kept_shared). Runs at once (not guarded). A missing item is an error."""
+    (kept_shared). Runs at once, not guarded."""
     target = Target("delete_data", "item", data_id=data_id, dataset=dataset_id)
     return await (await memory(ctx)).run(target, dry_run=dry_run, erase=erase, progress=progress_of(ctx), verify=verify)
 
@@ -53,8 +53,8 @@ async def empty_dataset(
     erase: Erase = True,
     verify: Verify = False,
 ) -> DeletionReport:
-    """Delete a dataset and all its items. Guarded: the person confirms if the client can ask; else the
-    result has a confirm_token (5 minutes, single use) to pass back in the same call."""
+    """Delete a dataset and its items. Guarded: the person confirms if the client can ask; else pass the
+    result's confirm_token (5 minutes, single use) back in the same call."""
     target = Target("empty_dataset", "dataset", dataset=dataset_id)
     ds = await (await memory(ctx)).dataset_id(dataset_id)
     return await run_guarded(
@@ -77,8 +77,7 @@ async def delete_all(
     erase: Erase = True,
     verify: Verify = False,
 ) -> DeletionReport:
-    """Delete every dataset you may delete, with its items; datasets you can only read stay. Guarded like
-    empty_dataset."""
+    """Delete every dataset you may delete, with its items; others stay. Guarded like empty_dataset."""
     return await run_guarded(
         ctx, "delete_all", Target("delete_all", "all"), plan, answer,
         dry_run=dry_run, confirm_token=confirm_token, erase=erase, binding={}, verify=verify,
@@ -91,4 +90,4 @@ def register(server: MCPServer) -> None:
 
     server.add_tool(delete_data, annotations=destructive("Delete one item", False))
     server.add_tool(empty_dataset, annotations=destructive("Empty and delete a dataset", False))
-    server.add_tool(delete_all, annotations=destructive("Delete everything you may delete", False))
+    server.add_tool(delete_all, annotations=destructive("Delete all you may delete", False))

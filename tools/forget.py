@@ -52,14 +52,14 @@ async def forget(
     entity: Annotated[
         str | None,
         Field(
-            description="A subject: every item you may delete that mentions this entity (e.g. a name), and the entity.",
+            description="A subject: every item you may delete that mentions this entity, and the entity.",
             max_length=255,
         ),
     ] = None,
     query: Annotated[
         str | None,
         Field(
-            description="Only list candidates matching this description; deletes nothing.",
+            description="List candidates matching this description; deletes nothing.",
             max_length=10_000,
         ),
     ] = None,
@@ -67,16 +67,16 @@ async def forget(
     dataset: Annotated[
         str | None, Field(description="A whole dataset (id or name), or where entity/query look.", max_length=255)
     ] = None,
-    everything: Annotated[bool, Field(description="Forget every dataset you may delete.")] = False,
-    memory_only: Annotated[bool, Field(description="Drop graph and vectors only; keep items to rebuild them.")] = False,
+    everything: Annotated[bool, Field(description="Every dataset you may delete.")] = False,
+    memory_only: Annotated[bool, Field(description="Drop only graph and vectors; items stay (rebuildable).")] = False,
     dry_run: DryRun = False,
     confirm_token: Token = None,
     erase: Erase = True,
     verify: Verify = False,
 ) -> ForgetReport:
-    """Forget one item (data_id, runs at once), several (data_ids), a subject (entity), a dataset, or
+    """Forget one item (data_id, at once), several (data_ids), a subject (entity), a dataset, or
     everything=true; all but one item are guarded like empty_dataset. By description: forget(query=...)
-    shows candidates, then forget(data_ids=[...]) deletes exactly the ids you chose."""
+    lists candidates; forget(data_ids=[...]) then deletes the ids you chose."""
     mem = await memory(ctx)
     if query is not None:
         return await mem.forget(query=query, dataset=dataset, limit=limit, data_id=data_id, data_ids=data_ids,

@@ -11,8 +11,7 @@ from pydantic import Field
 
 @mapped
 async def list_datasets(ctx: Context) -> DatasetList:
-    """The datasets you hold a permission on, with live item counts. Pass an id or name to the other
-    tools."""
+    """The datasets you hold a permission on, with live item counts."""
     return DatasetList(datasets=await (await memory(ctx)).datasets.list_datasets())
 
 
@@ -20,7 +19,7 @@ async def list_datasets(ctx: Context) -> DatasetList:
 async def list_data(
     ctx: Context,
     dataset_id: Annotated[str, Field(description="Dataset id (or its name).", max_length=255)],
-    cursor: Annotated[str | None, Field(description="next_cursor from the previous page.", max_length=512)] = None,
+    cursor: Annotated[str | None, Field(description="The previous page's next_cursor.", max_length=512)] = None,
     limit: Annotated[int, Field(description="Items per page.", ge=1, le=200)] = 50,
 ) -> DataPage:
     """One page of a dataset's items, oldest first. Pass next_cursor as cursor for the next page (null on
@@ -32,5 +31,5 @@ def register(server: MCPServer) -> None:
     ro = annotations("List datasets", read_only=True, destructive=False, idempotent=True)
     server.add_tool(list_datasets, annotations=ro)
     server.add_tool(
-        list_data, annotations=annotations("List a dataset's items", read_only=True, destructive=False, idempotent=True)
+        list_data, annotations=annotations("List items", read_only=True, destructive=False, idempotent=True)
     )

@@ -24,13 +24,13 @@ class RelationIn(BaseModel):
 @mapped
 async def add(
     ctx: Context,
-    dataset: Annotated[str, Field(description="Dataset id or name; a new name creates the dataset.", max_length=255)],
+    dataset: Annotated[str, Field(description="Dataset id or name (created if new).", max_length=255)],
     text: Annotated[str | None, Field(description="The memory (or give path).")] = None,
     path: Annotated[str | None, Field(description="Or a UTF-8 text file's absolute path.")] = None,
-    name: Annotated[str | None, Field(description="A short label shown by list_data.", max_length=255)] = None,
+    name: Annotated[str | None, Field(description="A short label.", max_length=255)] = None,
     entities: Annotated[
         list[EntityIn] | None,
-        Field(description="Entities you see in it (recommended); else a simple extractor runs."),
+        Field(description="Entities in it (recommended; else a simple extractor runs)."),
     ] = None,
     relations: Annotated[list[RelationIn] | None, Field(description="Relations between those entities.")] = None,
     copy: Annotated[bool, Field(description="false: keep the file by reference (never copied or deleted).")] = True,
@@ -38,7 +38,7 @@ async def add(
     ttl_days: Annotated[float | None, Field(description="Forget it after this many days.", gt=0, le=36500)] = None,
 ) -> AddResult:
     """Store a memory (a text or a text file) in a dataset, created if needed. Graph nodes are shared by
-    name: "New York" in two memories is one node, deleted with the last memory naming it. Identical content
+    name: New York in two memories is one node, deleted with the last memory naming it. Identical content
     is stored once (deduplicated=true)."""
     return await (await memory(ctx)).add(
         dataset,
@@ -57,11 +57,10 @@ async def add(
 async def search(
     ctx: Context,
     query: Annotated[str, Field(description="What to look for.", max_length=10_000)],
-    dataset: Annotated[str | None, Field(description="Limit to one dataset (id or name).")] = None,
+    dataset: Annotated[str | None, Field(description="One dataset (id or name).")] = None,
     limit: Annotated[int, Field(description="Maximum hits.", ge=1, le=100)] = 10,
 ) -> SearchResult:
-    """Find live memories by vector similarity and shared graph entities; deleted items never appear.
-    Scores are in (0, 1]."""
+    """Find live memories by vector similarity and shared graph entities; deleted items never appear."""
     return SearchResult(hits=await (await memory(ctx)).search(query, dataset, limit))
 
 

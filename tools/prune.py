@@ -31,8 +31,8 @@ async def prune(
     confirm_token: Token = None,
 ) -> PruneReport:
     """Development reset of whole layers for every user, bypassing permissions: files (owned raw files),
-    graph, vector (derived; items stay), metadata (all datasets and items; clears graph, vector, cache too),
-    cache (embeddings). Off unless the operator enables it; dry runs always work. Guarded."""
+    graph and vector (derived; items stay), metadata (every dataset and item, with graph, vector and
+    cache), cache (embeddings). Off unless the operator enables it; dry runs always work. Guarded."""
     target = prune_target(files, graph, vector, metadata, cache)
     report = await run_guarded(
         ctx, "prune", target, plan, answer, dry_run=dry_run, confirm_token=confirm_token, erase=True,

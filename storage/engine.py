@@ -190,7 +190,7 @@ class Engine:
                     if self.lock.held and self.vectors.commits_since_compact:
                         await self.run(self.vectors.compact)
                     elif self.lock.held and self.vectors.index_fold_due:
-                        await self.run(self.vectors.ensure_indexes)  # what an erase's rewrite deferred
+                        await self.run(self.vectors.fold_indexes)  # what an erase's rewrite deferred
                 except Exception:  # a fold is housekeeping: the next idle period tries again
                     log.exception("folding vector fragments failed; will retry when writes pause again")
         await self._trim()

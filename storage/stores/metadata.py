@@ -265,7 +265,15 @@ def _schema_fingerprint() -> str:
     parts = []
     for table in metadata.sorted_tables:
         cols = [(c.name, str(c.type), c.nullable, c.primary_key) for c in table.columns]
-        idx = sorted((i.name or "", tuple(c.name for c in i.columns)) for i in table.indexes)
+        idx = sorted(
+            (
+                i.name or "",
+                tuple(c.name for c in i.columns),
+                i.unique,
+                sorted((k, str(v)) for k, v in i.dialect_kwargs.items()),
+            )
+            for i in table.indexes
+        )  # a partial index's WHERE is among its dialect options
         parts.append(repr((table.name, cols, idx)))
     parts.append(repr(ADDED_COLUMNS))
     parts.append(postgres.SCHEMA_REVISION)

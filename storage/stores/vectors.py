@@ -253,14 +253,23 @@ class LanceVectorStore:
 
     @_committing
     def compact(self) -> None:
-        """Fold the small fragments single adds leave and drop old versions (the same rewrite as `erase`,
-        which never brings a deleted row back), then fold the deferred index remap in."""
+        """Fold the small fragments single adds leave (the same rewrite as `erase`, which never brings a
+        deleted row back), fold the deferred index remap in, then drop every older version: the replaced
+        fragments and the replaced index files (cleaning before the fold left the previous index files on
+        disk until the next erase; at 100k items 115 MB of vectors after one fold instead of 109)."""
         if not self.uri.exists():
             return
         self._rewrite()
         crash_point("mid_compact")
-        self._cleanup()
         self.ensure_indexes()
+        self._cleanup()
+
+    @_committing
+    def fold_indexes(self) -> None:
+        """What an erase's rewrite deferred (the index remap), then the replaced index files go."""
+        self.ensure_indexes()
+        if self.uri.exists():
+            self._drop_old_versions()
 
     def _rewrite(self) -> None:
         import lance
@@ -277,13 +286,16 @@ class LanceVectorStore:
         self.index_fold_due = True
 
     def _cleanup(self) -> None:
+        self._drop_old_versions()
+        self.commits_since_compact = 0
+
+    def _drop_old_versions(self) -> None:
         import lance
 
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
         # A fresh session too: cached manifests and index pages of versions that no longer exist are dead
         # weight (with LanceDB's connection, per-version state grew the process ~0.085 MB per single add).
         self._session = None
-        self.commits_since_compact = 0
 
     @_committing
     def drop(self) -> None:

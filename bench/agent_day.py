@@ -4,6 +4,7 @@ a search every 3 adds, a delete_data every 20, an empty_dataset every 2,000, and
 
     python bench/agent_day.py --adds 10000 [--gap-max 3.0] [--compress 0.01] [--real-delete-gaps]
                               [--idle-end 70] [--out bench/out/agent_day.json]
+    python bench/agent_day.py --plot BEFORE.json AFTER.json bench/agent_day.png   # needs matplotlib
 
 `--compress` multiplies every idle gap (0.01: a 3 s gap becomes 30 ms) for quick runs; the gaps are drawn
 uniformly in [0, gap-max]. `--real-delete-gaps` leaves the gap before each delete uncompressed, so the
@@ -192,7 +193,39 @@ async def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def plot(before: Path, after: Path, dest: Path) -> None:
+    """Two runs' rows side by side over the adds: RSS, p50 per operation, data directory size, fragments."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {"before": json.loads(before.read_text())["rows"], "after": json.loads(after.read_text())["rows"]}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    panels = [
+        (axes[0][0], "server RSS (MB)", [("rss_mb", "")]),
+        (axes[0][1], "p50 latency (ms)", [("add_p50", "add"), ("search_p50", "search"), ("delete_p50", "delete")]),
+        (axes[1][0], "data directory (MB)", [("dir_mb", "")]),
+        (axes[1][1], "LanceDB fragments", [("fragments", "")]),
+    ]
+    for ax, title, keys in panels:
+        for (label, rows), style in zip(runs.items(), ("--", "-"), strict=True):
+            for key, what in keys:
+                name = f"{label} {what}".strip()
+                ax.plot([r["adds"] for r in rows], [r[key] for r in rows], style, marker="o", label=name)
+        ax.set_title(title)
+        ax.set_xlabel("single adds")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("The agent's day: one memsweep serve over stdio, 10,000 single adds")
+    fig.tight_layout()
+    fig.savefig(dest, dpi=100)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--plot"]:
+        plot(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--adds", type=int, default=10_000)
     ap.add_argument("--gap-max", type=float, default=3.0)

@@ -2,6 +2,7 @@
 
     python bench/scenarios.py build DATA_DIR N          # build a store: N items in 10 datasets
     python bench/scenarios.py SCENARIO DATA_DIR N       # time one scenario on a (copied) store
+(`delete_data_mcp` and `delete_data_mcp_keep_bytes` run `delete_data` through the MCP client and server.)
 Prints one JSON object.
 """
 
@@ -20,7 +21,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 from workload import DATASETS, item, ms
 
 
+async def over_mcp(scenario: str, data_dir: Path, n: int) -> dict:
+    """`delete_data` through the real MCP client and server (the SDK's in-memory transport: the protocol,
+    argument validation and result shaping without a pipe), the same victims as the Python API scenario."""
+    from mcp import Client
+    from memsweep.server.app import create_server
+
+    out: dict = {"scenario": scenario, "n": n}
+    erase = scenario == "delete_data_mcp"
+    async with Client(create_server(Settings(data_dir=data_dir, user="bench")), mode="legacy") as c:
+        victims = []
+        for ds in range(DATASETS):
+            page = await c.call_tool("list_data", {"dataset_id": f"ds{ds}", "limit": 20})
+            victims += [(f"ds{ds}", i["id"]) for i in page.structured_content["items"]]
+        victims = random.Random(1).sample(victims, min(100, len(victims)))
+        times = []
+        for d, i in victims:
+            t = time.perf_counter()
+            r = await c.call_tool("delete_data", {"dataset_id": d, "data_id": i, "erase": erase})
+            times.append(time.perf_counter() - t)
+            assert not r.is_error, r.content
+        out |= ms(times)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
 async def run(scenario: str, data_dir: Path, n: int) -> dict:
+    if scenario.startswith("delete_data_mcp"):
+        return await over_mcp(scenario, data_dir, n)
     out: dict = {"scenario": scenario, "n": n}
     async with Memory(Settings(data_dir=data_dir, user="bench")) as mem:
         t0 = time.perf_counter()

@@ -261,12 +261,16 @@ class LanceVectorStore:
             return
         self._rewrite()
         crash_point("mid_compact")
+        self._session = None  # before the fold, so the fresh session caches the new indexes for searches
         self.ensure_indexes()
-        self._cleanup()
+        self._drop_old_versions()
+        self.commits_since_compact = 0
 
     @_committing
     def fold_indexes(self) -> None:
-        """What an erase's rewrite deferred (the index remap), then the replaced index files go."""
+        """What an erase's rewrite deferred (the index remap), then the replaced index files go. The session
+        is kept: it has just cached the new indexes, which the next searches would otherwise read again; the
+        replaced entries it still holds are few, and its caches are bounded."""
         self.ensure_indexes()
         if self.uri.exists():
             self._drop_old_versions()
@@ -287,15 +291,15 @@ class LanceVectorStore:
 
     def _cleanup(self) -> None:
         self._drop_old_versions()
+        # A fresh session too: cached manifests and index pages of versions that no longer exist are dead
+        # weight (with LanceDB's connection, per-version state grew the process ~0.085 MB per single add).
+        self._session = None
         self.commits_since_compact = 0
 
     def _drop_old_versions(self) -> None:
         import lance
 
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
-        # A fresh session too: cached manifests and index pages of versions that no longer exist are dead
-        # weight (with LanceDB's connection, per-version state grew the process ~0.085 MB per single add).
-        self._session = None
 
     @_committing
     def drop(self) -> None:

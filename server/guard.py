@@ -16,13 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from memsweep.errors import ConfirmationRequired
-
-if TYPE_CHECKING:  # the store (and SQLAlchemy, ~0.2 s to import) loads with the engine, not with the server
-    from memsweep.storage.stores.metadata import MetadataStore
-    from sqlalchemy import Connection
+from memsweep.storage.stores.metadata import MetadataStore
+from memsweep.storage.stores.schema import confirm_tokens
+from sqlalchemy import Connection, delete, select, update
 
 # Spent and expired tokens are kept this long (so a late retry is told "already used", not "unknown").
 KEEP_SPENT = timedelta(days=1)
@@ -56,9 +54,6 @@ class Guard:
     async def issue(
         self, meta: MetadataStore, user: str, tool: str, args: str, fingerprint: str
     ) -> tuple[str, datetime]:
-        from memsweep.storage.stores.schema import confirm_tokens
-        from sqlalchemy import delete
-
         token = "ms_" + secrets.token_urlsafe(24)
         now = self._now()
         expires = now + timedelta(seconds=self.ttl)
@@ -81,9 +76,6 @@ class Guard:
         changed (then a fresh preview comes back with a new token)."""
         if not isinstance(token, str) or len(token) > 200 or not token.startswith("ms_"):
             raise ConfirmationRequired(_REDO.format("is not a confirm_token this server issued"))
-        from memsweep.storage.stores.schema import confirm_tokens
-        from sqlalchemy import select, update
-
         now = self._now()
         key = _hash(token)
 

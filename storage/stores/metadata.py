@@ -104,7 +104,7 @@ class MetadataStore:
                     await conn.run_sync(_add_missing_columns)
                     if is_postgres:
                         await conn.run_sync(postgres.prepare_schema)
-                    await conn.run_sync(set_state, SCHEMA_KEY, SCHEMA_FINGERPRINT)
+                await store._record_schema()
         except Exception as exc:
             await engine.dispose()
             if sync_engine is not None:
@@ -128,6 +128,18 @@ class MetadataStore:
                 return await conn.run_sync(get_state, SCHEMA_KEY)
         except DBAPIError:
             return None
+
+    async def _record_schema(self) -> None:
+        """Record the fingerprint, in its own transaction: a PostgreSQL role that may not write the `state`
+        table (the schema check above needs no table privilege when nothing is missing) still opens the
+        store, and then checks the schema at every open, as before fingerprints."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            async with self.write() as conn:
+                await conn.run_sync(set_state, SCHEMA_KEY, SCHEMA_FINGERPRINT)
+        except DBAPIError:
+            pass
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

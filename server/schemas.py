@@ -6,8 +6,8 @@ schemas (a result has no defaults to apply), `default: null` for every optional 
 `anyOf: [{type: X}, {type: null}]` for every optional field. None of it tells a client more than the
 compact form: those are dropped, an optional result field becomes `type: [X, "null"]` (the same set of
 values in JSON Schema), an optional argument loses its `null` alternative (omitting it says "none"), and
-result fields keep their types but not their descriptions (the deletion report's
-five copies said the same sentences five times; the tool descriptions and README say them once).
+result fields keep their types but not their descriptions (the deletion report's five copies said the
+same sentences five times; the tool descriptions and README say them once).
 Validation is unaffected: the SDK validates arguments and results with the pydantic models, not with
 these published schemas (tests/test_contract.py validates results against them with a format checker).
 """

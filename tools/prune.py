@@ -11,9 +11,6 @@ from memsweep.storage.deletion.targets import Plan, prune_target
 from memsweep.tools.common import annotations
 from memsweep.tools.deleting import DryRun, Token
 
-Layer = bool  # each layer is described once, in the tool's description
-
-
 _prune_plan, _prune_ask = guarded_resolvers(("files", "graph", "vector", "metadata", "cache"), prune_target)
 
 
@@ -22,14 +19,14 @@ async def prune(
     ctx: Context,
     plan: Annotated[Plan, Resolve(_prune_plan)],
     answer: Annotated[ElicitationResult[ConfirmDeletion], Resolve(_prune_ask)],
-    files: Layer = False,
-    graph: Layer = False,
-    vector: Layer = False,
-    metadata: Layer = False,
-    cache: Layer = False,
+    files: bool = False,
+    graph: bool = False,
+    vector: bool = False,
+    metadata: bool = False,
+    cache: bool = False,
     dry_run: DryRun = False,
     confirm_token: Token = None,
-) -> PruneReport:
+) -> PruneReport:  # the five layers are described once, in the docstring below
     """Development reset of whole layers for every user, bypassing permissions: files (owned raw files),
     graph and vector (derived; items stay), metadata (every dataset and item, with graph, vector and
     cache), cache (embeddings). Off unless the operator enables it; dry runs always work. Guarded."""

@@ -124,8 +124,7 @@ class MetadataStore:
         from sqlalchemy.exc import DBAPIError
 
         try:
-            async with self.read() as conn:
-                return await conn.run_sync(get_state, SCHEMA_KEY)
+            return await self.call(get_state, SCHEMA_KEY)
         except DBAPIError:
             return None
 
@@ -136,8 +135,7 @@ class MetadataStore:
         from sqlalchemy.exc import DBAPIError
 
         try:
-            async with self.write() as conn:
-                await conn.run_sync(set_state, SCHEMA_KEY, SCHEMA_FINGERPRINT)
+            await self.call(set_state, SCHEMA_KEY, SCHEMA_FINGERPRINT, write=True)
         except DBAPIError:
             pass
 

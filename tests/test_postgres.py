@@ -157,6 +157,25 @@ async def test_one_database_belongs_to_one_data_directory(url: str, tmp_path: Pa
         assert [d.items for d in await mem.datasets.list_datasets()] == [1]
 
 
+async def test_the_partial_indexes_are_partial_on_postgresql(url: str) -> None:
+    """schema.py names the partial indexes' WHERE for SQLite only; a PostgreSQL store gets the same WHERE
+    when it opens (postgres.declare_partial_indexes), not a full index."""
+    store = await MetadataStore.open(url)
+    try:
+        defs = await store.call(
+            lambda conn: dict(
+                conn.execute(
+                    text("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_data_entities_first_%'")
+                ).all()
+            )
+        )
+    finally:
+        await store.close()
+    assert sorted(defs) == [f"ix_data_entities_first_{f}" for f in ("description", "name", "type")]
+    for name, definition in defs.items():
+        assert definition.endswith(f"WHERE ({name.rsplit('_', 1)[1]} IS NOT NULL)"), definition
+
+
 def test_every_table_with_user_text_is_rewritten_by_the_erase() -> None:
     """A new table that keeps names or texts must join TEXT_TABLES (or this list, with the reason)."""
     from memsweep.storage.stores.postgres import TEXT_TABLES

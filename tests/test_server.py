@@ -207,6 +207,51 @@ async def test_stdio_subprocess(tmp_path: Path, mode: str) -> None:
     assert progress == sorted(progress) and len(progress) >= 1
 
 
+FIRST_READ = """
+import asyncio, json, sys
+from pathlib import Path
+from mcp import Client
+from memsweep.config import Settings
+from memsweep.server.app import create_server
+
+async def main():
+    settings = Settings(data_dir=Path(sys.argv[1]), user=sys.argv[2], graph_backend=sys.argv[3])
+    async with Client(create_server(settings), mode="legacy") as c:
+        r = await c.call_tool("list_datasets", {})
+        assert not r.is_error, r.content[0].text
+        r = await c.call_tool("list_data", {"dataset_id": "notes"})
+        assert not r.is_error, r.content[0].text
+        print(json.dumps({"items": len(r.structured_content["items"]), "modules": sorted(sys.modules)}))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_fresh_process_reads_without_loading_what_reads_do_not_need(
+    tmp_path: Path, settings: Settings, metadata_backend: str | None
+) -> None:
+    """Clients that start a server per call pay its imports at every call (issue 12.5): listing a store with
+    data loads no vector or graph engine, no numpy, and on SQLite not SQLAlchemy's PostgreSQL dialect."""
+    import json
+    import subprocess
+
+    import anyio.to_thread
+    from memsweep.api import Memory
+
+    async with Memory(settings) as mem:
+        for i in range(3):
+            await mem.add("notes", text=f"Alice met Bob in Oslo, note {i}.", entities=[{"name": "Alice"}])
+    argv = [sys.executable, "-c", FIRST_READ, str(settings.data_dir), settings.user, settings.graph_backend]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, text=True, timeout=120))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["items"] == 3
+    heavy = {"numpy", "lance", "pyarrow", "kuzu", "ladybug"}
+    if metadata_backend is None:
+        heavy.add("sqlalchemy.dialects.postgresql")
+    assert heavy.isdisjoint(out["modules"]), sorted(heavy & set(out["modules"]))
+
+
 async def test_token_from_one_process_confirms_in_another(tmp_path: Path) -> None:
     """Clients that start a server per call (the Inspector's CLI, scripts): preview in one `memsweep serve`,
     confirm in a fresh one; the token then stays spent in every process."""

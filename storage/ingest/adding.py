@@ -6,9 +6,8 @@ import hashlib
 import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from memsweep.errors import InvalidInput
 from memsweep.results import AddResult
 from memsweep.storage import access
@@ -22,6 +21,9 @@ from memsweep.storage.stores.graph import GraphAdd
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, datasets, entities, relations
 from memsweep.storage.stores.vectors import VectorRow
 from sqlalchemy import Connection, select, update
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)

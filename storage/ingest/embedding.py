@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where vectors are made: a process that only lists never loads it
+    import numpy as np
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -40,6 +41,8 @@ class HashingEmbedder:
         return feats
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             counts: dict[int, float] = {}
@@ -66,6 +69,8 @@ class SentenceTransformerEmbedder:
         self.name = f"st-{model}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         return np.asarray(self._model.encode(texts, normalize_embeddings=True), dtype=np.float32)
 
 

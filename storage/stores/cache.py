@@ -10,9 +10,10 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # imported where vectors are read or written: opening the cache needs no numpy
+    import numpy as np
 
 
 class EmbeddingCache(Protocol):
@@ -33,6 +34,8 @@ class SqliteEmbeddingCache:
         self._conn.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         out: dict[str, np.ndarray] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
@@ -45,6 +48,8 @@ class SqliteEmbeddingCache:
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         if not items:
             return
+        import numpy as np
+
         rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -83,6 +83,7 @@ class MetadataStore:
         if is_postgres:
             # psycopg 3 serves both sides: the async engine for transactions, the sync one for `call`.
             sync_engine = create_engine(engine.url, **kwargs)
+            postgres.declare_partial_indexes()
             postgres.install_hooks(engine.sync_engine)
             postgres.install_hooks(sync_engine)
         if is_sqlite:
@@ -280,10 +281,10 @@ def _schema_fingerprint() -> str:
                 i.name or "",
                 tuple(c.name for c in i.columns),
                 i.unique,
-                sorted((k, str(v)) for k, v in i.dialect_kwargs.items()),
+                sorted((k, str(v)) for k, v in i.dialect_kwargs.items() if k.startswith("sqlite_")),
             )
             for i in table.indexes
-        )  # a partial index's WHERE is among its dialect options
+        )  # a partial index's WHERE is among its SQLite options (PostgreSQL's copy is derived from them)
         parts.append(repr((table.name, cols, idx)))
     parts.append(repr(ADDED_COLUMNS))
     parts.append(postgres.SCHEMA_REVISION)

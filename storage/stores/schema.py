@@ -158,8 +158,9 @@ data_entities = Table(
             "entity_id",
             "created_at",
             "data_id",
+            # PostgreSQL gets the same WHERE when a store on it opens (postgres.declare_partial_indexes):
+            # naming `postgresql_where` here imported SQLAlchemy's PostgreSQL dialect into every process.
             sqlite_where=text(f"{field} IS NOT NULL"),
-            postgresql_where=text(f"{field} IS NOT NULL"),
         )
         for field in ("name", "type", "description")
     ),

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import numpy as np
 from memsweep.storage.faults import crash_point
 from memsweep.storage.ids import is_uuid
+
+if TYPE_CHECKING:  # numpy, like lance and pyarrow, is imported by the calls that need it
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -137,6 +139,7 @@ class LanceVectorStore:
     @_committing
     def add(self, rows: Sequence[VectorRow]) -> None:
         import lance
+        import numpy as np
         import pyarrow as pa
 
         if not rows:
@@ -175,6 +178,8 @@ class LanceVectorStore:
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]:
         if dataset_ids is not None and not dataset_ids:
             return []
+        import numpy as np
+
         query = np.asarray(vector, dtype=np.float32)
         where = None if dataset_ids is None else _in_list("dataset_id", dataset_ids)
         for attempt in range(SEARCH_ATTEMPTS):
@@ -216,6 +221,8 @@ class LanceVectorStore:
         ds = self._open()
         if ds is None or not chunk_ids:
             return {}
+        import numpy as np
+
         out: dict[str, np.ndarray] = {}
         ids = list(chunk_ids)
         for start in range(0, len(ids), BATCH):

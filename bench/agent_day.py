@@ -60,6 +60,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def anon_mb(pid: int) -> float:
+    """The anonymous part of RSS (heaps, buffer pools); the rest is code and files mapped from disk."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
@@ -117,7 +125,7 @@ async def run(args: argparse.Namespace) -> dict:
         assert pid is not None, "could not find the server process"
         print(f"server pid {pid}; first call {first_call_ms:.0f} ms; RSS {rss_mb(pid):.0f} MB", flush=True)
         print(
-            f"{'adds':>6} {'rss MB':>7} {'dir MB':>7} {'frags':>5} {'vers':>5} {'stall':>6}  "
+            f"{'adds':>6} {'rss MB':>7} {'anon':>5} {'dir MB':>7} {'frags':>5} {'vers':>5} {'stall':>6}  "
             "p50/p95 ms: add, search, delete, delete-after-idle"
         )
         for i in range(1, args.adds + 1):
@@ -154,7 +162,7 @@ async def run(args: argparse.Namespace) -> dict:
                 frags, versions = lance_state(data_dir)
                 loop = stalls(probe_out)
                 row = {
-                    "adds": i, "rss_mb": round(rss_mb(pid), 1), "dir_mb": round(dir_mb(data_dir), 2),
+                    "adds": i, "rss_mb": round(rss_mb(pid), 1), "anon_mb": round(anon_mb(pid), 1), "dir_mb": round(dir_mb(data_dir), 2),
                     "fragments": frags, "versions": versions, "loop_worst_ms": loop["worst_ms"],
                     **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
                     **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
@@ -162,7 +170,7 @@ async def run(args: argparse.Namespace) -> dict:
                 rows.append(row)
                 cells = [f"{pct(window.get(o, []), 0.5):.0f}/{pct(window.get(o, []), 0.95):.0f}"
                          for o in ("add", "search", "delete", "delete_after_idle")]  # fmt: skip
-                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
+                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['anon_mb']:>5.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
                       f"{loop['worst_ms']:>6.1f}  {'  '.join(cells)}",
                       flush=True)  # fmt: skip
                 window = {}
@@ -173,7 +181,14 @@ async def run(args: argparse.Namespace) -> dict:
                 await asyncio.sleep(mark - waited)
                 waited = mark
                 idle[f"{mark:.0f}s"] = round(rss_mb(pid), 1)
-        print("idle at the end, RSS MB: " + ", ".join(f"after {k} {v:.0f}" for k, v in idle.items()), flush=True)
+                idle[f"{mark:.0f}s_anon"] = round(anon_mb(pid), 1)
+        print(
+            "idle at the end, RSS (anonymous) MB: "
+            + ", ".join(
+                f"after {k} {v:.0f} ({idle[k + '_anon']:.0f})" for k, v in idle.items() if not k.endswith("_anon")
+            ),
+            flush=True,
+        )
         loop = stalls(probe_out)
         print(f"event loop: worst stall {loop['worst_ms']:.1f} ms, {loop['over_20ms']} stalls over 20 ms; "
               f"worst: {loop['top'][:5]}", flush=True)  # fmt: skip

@@ -262,7 +262,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging()
     from memsweep.storage import heap
 
-    heap.limit_arenas()  # this process is ours: fewer malloc arenas, less memory held by none of them
+    heap.tune_for_server()  # this process is ours: fewer arenas, freed large blocks go back to the system
     if args.transport == "stdio":
         if sys.stdin.isatty():
             # Someone started it by hand: stdout is the protocol, so say what this is on stderr, once.

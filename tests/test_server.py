@@ -228,7 +228,7 @@ asyncio.run(main())
 
 
 async def test_a_fresh_process_reads_without_loading_what_reads_do_not_need(
-    tmp_path: Path, settings: Settings, metadata_backend: str | None
+    settings: Settings, metadata_backend: str | None
 ) -> None:
     """Clients that start a server per call pay its imports at every call (issue 12.5): listing a store with
     data loads no vector or graph engine, no numpy, and on SQLite not SQLAlchemy's PostgreSQL dialect."""

@@ -53,19 +53,20 @@ def server_pid() -> int | None:
     return None
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _proc_mb(pid: int, name: str, field: str) -> float:
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    return _proc_mb(pid, "status", "VmRSS:")
 
 
 def anon_mb(pid: int) -> float:
     """The anonymous part of RSS (heaps, buffer pools); the rest is code and files mapped from disk."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Anonymous:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_mb(pid, "smaps_rollup", "Anonymous:")
 
 
 def dir_mb(path: Path) -> float:
@@ -175,18 +176,17 @@ async def run(args: argparse.Namespace) -> dict:
                       flush=True)  # fmt: skip
                 window = {}
         idle: dict[str, float] = {}
+        idle_anon: dict[str, float] = {}
         waited = 0.0
         for mark in (1.0, 10.0, args.idle_end):
             if mark > waited:
                 await asyncio.sleep(mark - waited)
                 waited = mark
                 idle[f"{mark:.0f}s"] = round(rss_mb(pid), 1)
-                idle[f"{mark:.0f}s_anon"] = round(anon_mb(pid), 1)
+                idle_anon[f"{mark:.0f}s"] = round(anon_mb(pid), 1)
         print(
             "idle at the end, RSS (anonymous) MB: "
-            + ", ".join(
-                f"after {k} {v:.0f} ({idle[k + '_anon']:.0f})" for k, v in idle.items() if not k.endswith("_anon")
-            ),
+            + ", ".join(f"after {k} {v:.0f} ({idle_anon[k]:.0f})" for k, v in idle.items()),
             flush=True,
         )
         loop = stalls(probe_out)
@@ -194,6 +194,7 @@ async def run(args: argparse.Namespace) -> dict:
               f"worst: {loop['top'][:5]}", flush=True)  # fmt: skip
         idle_rss = idle[f"{args.idle_end:.0f}s"] if args.idle_end > 0 else rss_mb(pid)
     result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "idle_rss": idle,
+              "idle_anon": idle_anon,
               "loop": loop, "rows": rows}  # fmt: skip
     for op in ("delete", "delete_after_idle"):
         result[f"all_{op}_p50"] = statistics.median(all_ops[op]) if all_ops.get(op) else None

@@ -178,7 +178,8 @@ async def run(args: argparse.Namespace) -> dict:
         idle: dict[str, float] = {}
         idle_anon: dict[str, float] = {}
         waited = 0.0
-        for mark in (1.0, 10.0, args.idle_end):
+        # the fixed marks that come before the end, then the end itself (an --idle-end under 10 s was skipped)
+        for mark in sorted({m for m in (1.0, 10.0) if m < args.idle_end} | {args.idle_end}):
             if mark > waited:
                 await asyncio.sleep(mark - waited)
                 waited = mark

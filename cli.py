@@ -255,6 +255,12 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from memsweep.server.engine_process import EngineProcess
+
+    # The engine process starts first: it imports the storage engines on one core while this process
+    # imports the MCP SDK on the other, and a fresh server's first call waits for the slower of the two.
+    engine = EngineProcess(settings, settings.engine_idle_seconds)
+    engine.launch()
     from memsweep.server.app import configure_logging, create_server
     from memsweep.server.http import LOOPBACK, security_settings
     from memsweep.server.stop import run_until_stopped
@@ -271,7 +277,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 "talks JSON-RPC with an MCP client on stdin/stdout; stop it with Ctrl-C.",
                 file=sys.stderr,
             )
-        server = create_server(settings)
+        server = create_server(settings, engine=engine)
         return run_until_stopped(server, server.run_stdio_async)
     if args.host not in LOOPBACK:
         print(
@@ -281,7 +287,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     security = security_settings(args.host, args.port, args.allow_host)
     url_host = f"[{args.host}]" if _is_ipv6(args.host) else args.host
-    server = create_server(settings, http_url=f"http://{url_host}:{args.port}")
+    server = create_server(settings, http_url=f"http://{url_host}:{args.port}", engine=engine)
     print(
         f"memsweep {_version()}: MCP over HTTP on http://{url_host}:{args.port}/mcp; stop it with Ctrl-C.",
         file=sys.stderr,

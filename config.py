@@ -71,6 +71,9 @@ class Settings:
     token_ttl_seconds: int = 300
     # How long a writer waits for another memsweep process that holds the data directory.
     lock_timeout_seconds: float = field(default_factory=lambda: _env_number("MEMSWEEP_LOCK_TIMEOUT", 10.0))
+    # `memsweep serve` ends its engine process after this long without a tool call (its memory goes back to
+    # the system), and the next call starts one again (~1 s: imports and open).
+    engine_idle_seconds: float = field(default_factory=lambda: _env_number("MEMSWEEP_ENGINE_IDLE_SECONDS", 60.0))
     limits: Limits = field(default_factory=Limits)
     # Directories a remote (HTTP) caller may name in `add(path=...)`; none by default, so over HTTP a memory
     # arrives as text. Local callers (stdio, CLI, Python API) are the local user and may read what they can.

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import Icon, ToolAnnotations
 from memsweep import __version__
 from memsweep.config import Settings
+from memsweep.server.engine_process import EngineProcess
 from memsweep.server.guard import Guard
 from memsweep.server.state import AppState
 
@@ -145,12 +146,15 @@ def _compact_text(result: Any) -> Any:
     return result
 
 
-def create_server(settings: Settings, *, http_url: str | None = None) -> MCPServer:
-    """The server; with `http_url` (e.g. "http://127.0.0.1:8765") every HTTP request needs a bearer token."""
+def create_server(settings: Settings, *, http_url: str | None = None, engine: EngineProcess | None = None) -> MCPServer:
+    """The server; with `http_url` (e.g. "http://127.0.0.1:8765") every HTTP request needs a bearer token.
+    `engine`: an engine process already launched (`memsweep serve` launches it first thing)."""
 
     @asynccontextmanager
     async def lifespan(_app: MCPServer) -> AsyncIterator[AppState]:
-        app_state = AppState(settings, Guard(settings.token_ttl_seconds), require_token=http_url is not None)
+        app_state = AppState(
+            settings, Guard(settings.token_ttl_seconds), require_token=http_url is not None, engine=engine
+        )
         app_state.start_opening()
         server.app_states.append(app_state)
         try:

@@ -8,7 +8,6 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from memsweep.storage import access
 from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
@@ -20,11 +19,6 @@ PREFIX = "mst_"
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def current_user() -> str | None:
-    token = get_access_token()
-    return token.client_id if token is not None else None
 
 
 async def create_token(meta: MetadataStore, user: str) -> str:

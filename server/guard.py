@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 from memsweep.errors import ConfirmationRequired
-from memsweep.storage.stores.metadata import MetadataStore
-from memsweep.storage.stores.schema import confirm_tokens
-from sqlalchemy import Connection, delete, select, update
+
+if TYPE_CHECKING:  # the writes below run in the engine process: the server's side never loads SQLAlchemy
+    from memsweep.storage.stores.metadata import MetadataStore
+    from sqlalchemy import Connection
 
 # Spent and expired tokens are kept this long (so a late retry is told "already used", not "unknown").
 KEEP_SPENT = timedelta(days=1)
@@ -57,17 +60,9 @@ class Guard:
         token = "ms_" + secrets.token_urlsafe(24)
         now = self._now()
         expires = now + timedelta(seconds=self.ttl)
-
-        def write(conn: Connection) -> None:
-            conn.execute(delete(confirm_tokens).where(confirm_tokens.c.expires_at < now - KEEP_SPENT))
-            conn.execute(
-                confirm_tokens.insert().values(
-                    token_hash=_hash(token), user_name=user, tool=tool, args=args,
-                    fingerprint=fingerprint, expires_at=expires,
-                )
-            )  # fmt: skip
-
-        await meta.call(write, write=True)
+        row = {"token_hash": _hash(token), "user_name": user, "tool": tool, "args": args,
+               "fingerprint": fingerprint, "expires_at": expires}  # fmt: skip
+        await meta.call(partial(_insert, row, now - KEEP_SPENT), write=True)
         return token, expires
 
     async def spend(self, meta: MetadataStore, token: str, user: str, tool: str, args: str) -> Binding:
@@ -76,30 +71,41 @@ class Guard:
         changed (then a fresh preview comes back with a new token)."""
         if not isinstance(token, str) or len(token) > 200 or not token.startswith("ms_"):
             raise ConfirmationRequired(_REDO.format("is not a confirm_token this server issued"))
-        now = self._now()
-        key = _hash(token)
+        return await meta.call(partial(_spend, _hash(token), user, tool, args, self._now()), write=True)
 
-        def write(conn: Connection) -> Binding:
-            row = conn.execute(select(confirm_tokens).where(confirm_tokens.c.token_hash == key)).first()
-            if row is None or row.user_name != user:
-                raise ConfirmationRequired(_REDO.format("is unknown"))
-            if row.used_at is not None:
-                raise ConfirmationRequired(_REDO.format("was already used"))
-            expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-            if expires <= now:
-                raise ConfirmationRequired(_REDO.format("has expired"))
-            if row.tool != tool or row.args != args:
-                raise ConfirmationRequired(_REDO.format(_difference(row.tool, row.args, tool, args)))
-            spent = conn.execute(
-                update(confirm_tokens)
-                .where(confirm_tokens.c.token_hash == key, confirm_tokens.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            if spent.rowcount != 1:  # another process spent it between our read and this write
-                raise ConfirmationRequired(_REDO.format("was already used"))
-            return Binding(row.user_name, row.tool, row.args, row.fingerprint, expires)
 
-        return await meta.call(write, write=True)
+# The two writes are module functions bound with `partial`, not closures: the server runs the engine in
+# its own process (server/engine_process.py) and sends them there, pickled; they import what they use there.
+def _insert(row: dict[str, object], forget_before: datetime, conn: Connection) -> None:
+    from memsweep.storage.stores.schema import confirm_tokens
+    from sqlalchemy import delete
+
+    conn.execute(delete(confirm_tokens).where(confirm_tokens.c.expires_at < forget_before))
+    conn.execute(confirm_tokens.insert().values(**row))
+
+
+def _spend(key: str, user: str, tool: str, args: str, now: datetime, conn: Connection) -> Binding:
+    from memsweep.storage.stores.schema import confirm_tokens
+    from sqlalchemy import select, update
+
+    row = conn.execute(select(confirm_tokens).where(confirm_tokens.c.token_hash == key)).first()
+    if row is None or row.user_name != user:
+        raise ConfirmationRequired(_REDO.format("is unknown"))
+    if row.used_at is not None:
+        raise ConfirmationRequired(_REDO.format("was already used"))
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires <= now:
+        raise ConfirmationRequired(_REDO.format("has expired"))
+    if row.tool != tool or row.args != args:
+        raise ConfirmationRequired(_REDO.format(_difference(row.tool, row.args, tool, args)))
+    spent = conn.execute(
+        update(confirm_tokens)
+        .where(confirm_tokens.c.token_hash == key, confirm_tokens.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if spent.rowcount != 1:  # another process spent it between our read and this write
+        raise ConfirmationRequired(_REDO.format("was already used"))
+    return Binding(row.user_name, row.tool, row.args, row.fingerprint, expires)
 
 
 def _difference(issued_tool: str, issued_args: str, tool: str, args: str) -> str:

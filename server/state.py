@@ -2,106 +2,50 @@
 the confirmation flow read it from here; this module imports neither the app nor the tools, so there is
 no import circle (ARCHITECTURE.md)."""
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-import anyio.to_thread
 from mcp.server.mcpserver import Context
 from memsweep.config import Settings
+from memsweep.server.engine_process import EngineProcess, RemoteMemory
 from memsweep.server.guard import Guard
 
 log = logging.getLogger("memsweep.server")
-WARM_DELAY_SECONDS = 1.0
 
-if TYPE_CHECKING:  # the storage engines load in the background, after tools/list is answered
+if TYPE_CHECKING:
     from memsweep.api import Memory
 
 
 @dataclass
 class AppState:
-    """Lifespan state. The engine opens in the background as the server starts: `tools/list` is answered
-    without waiting for the engines' import (~1 s), and the first tool call waits for the open to finish."""
+    """Lifespan state. The engines run in a process of their own (server/engine_process.py), started with
+    the server: `tools/list` is answered without waiting for them, and the first tool call waits for the
+    store to open. After `engine_idle_seconds` without a call that process ends and the next call starts
+    another."""
 
     settings: Settings
     guard: Guard
     require_token: bool = False
-    _memory: "Memory | None" = None
-    _opening: "asyncio.Task[Memory] | None" = None
-    _closing: "asyncio.Task[None] | None" = None
-    _sweeper: "asyncio.Task[None] | None" = None
-    _warming: "asyncio.Task[None] | None" = None
+    engine: EngineProcess | None = None
 
     def start_opening(self) -> None:
-        self._opening = asyncio.get_running_loop().create_task(self._open())
+        if self.engine is None:
+            self.engine = EngineProcess(self.settings, self.settings.engine_idle_seconds)
+        self.engine.start()
 
-    async def _open(self) -> "Memory":
-        # The heavy imports run in a worker thread so the event loop keeps answering meanwhile.
-        await anyio.to_thread.run_sync(_preload)
-        from memsweep.api import Memory
-
-        memory = Memory(self.settings)
-        await memory.__aenter__()
-        self._memory = memory
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired(memory))
-        self._warming = asyncio.get_running_loop().create_task(self._warm(memory))
-        return memory
-
-    async def _warm(self, memory: "Memory") -> None:
-        """Import the vector and graph engines in the background, so the first search or add does not wait
-        for them (~0.35 s). After a pause: run beside a fresh server's first call, the imports (which hold
-        the GIL) slowed it down; a clean store's first read needs neither (issue 12.5)."""
-        await asyncio.sleep(WARM_DELAY_SECONDS)
-        await anyio.to_thread.run_sync(_import_lance)
-        await anyio.to_thread.run_sync(memory.engine.graph.load_module)
-
-    async def _sweep_expired(self, memory: "Memory") -> None:
-        """Expiry in a running server (issue 15.1): every SWEEP_SECONDS, delete what expired, with erase."""
-        from memsweep.errors import MemsweepError
-        from memsweep.storage.deletion.expiry import SWEEP_SECONDS
-
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                await memory.expire()
-            except MemsweepError as exc:  # busy store, a hold: the next round tries again
-                log.warning("expiry sweep postponed: %s", exc)
-
-    async def memory(self) -> "Memory":
-        if self._memory is not None:
-            return self._memory
-        if self._opening is None or (self._opening.done() and self._opening.exception() is not None):
-            self._opening = asyncio.get_running_loop().create_task(self._open())  # retry after a failed open
-        return await asyncio.shield(self._opening)
+    def memory(self, user: str) -> "Memory":
+        """The engine's Python API acting for `user`; each call on it runs in the engine process."""
+        if self.engine is None:
+            self.start_opening()
+        assert self.engine is not None
+        return cast("Memory", RemoteMemory(self.engine, user, self.require_token))
 
     async def close(self) -> None:
         """Idempotent, and safe to call twice at once (a signal can arrive while the lifespan closes)."""
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._close())
-        await asyncio.shield(self._closing)
-
-    async def _close(self) -> None:
-        for task in (self._sweeper, self._warming):
-            if task is not None:
-                task.cancel()
-        if self._opening is not None and not self._opening.done():
-            try:
-                await self._opening
-            except Exception:
-                pass
-        if self._memory is not None:
-            await self._memory.close()
-
-
-def _preload() -> None:
-    import memsweep.api
-    import memsweep.storage.stores.vectors  # noqa: F401
-
-
-def _import_lance() -> None:
-    import lance  # noqa: F401
+        if self.engine is not None:
+            await self.engine.close()
 
 
 def state(ctx: Context) -> AppState:
@@ -112,12 +56,12 @@ def state(ctx: Context) -> AppState:
 
 def caller(ctx: Context) -> str:
     """Who is calling: the bearer token's user over HTTP, else MEMSWEEP_USER."""
+    from mcp.server.auth.middleware.auth_context import get_access_token
     from memsweep.errors import PermissionDenied
-    from memsweep.server.auth import current_user
 
-    user = current_user()
-    if user is not None:
-        return user
+    token = get_access_token()  # not server/auth.py, which loads the metadata store for its verifier
+    if token is not None:
+        return token.client_id
     if state(ctx).require_token:  # never fall back to the default user over HTTP
         raise PermissionDenied("This server needs a bearer token; none was presented. Nothing was done.")
     return state(ctx).settings.user
@@ -133,6 +77,5 @@ def progress_of(ctx: Context) -> Callable[[int, int, str], Awaitable[None]]:
 
 
 async def tool_memory(ctx: Context) -> "Memory":
-    """The engine's Python API acting for this caller (waits for the engine to finish opening)."""
-    st = state(ctx)
-    return (await st.memory()).as_user(caller(ctx), remote=st.require_token)
+    """The engine's Python API acting for this caller (its calls wait for the engine to finish opening)."""
+    return state(ctx).memory(caller(ctx))

@@ -216,12 +216,17 @@ from memsweep.server.app import create_server
 
 async def main():
     settings = Settings(data_dir=Path(sys.argv[1]), user=sys.argv[2], graph_backend=sys.argv[3])
-    async with Client(create_server(settings), mode="legacy") as c:
+    server = create_server(settings)
+    async with Client(server, mode="legacy") as c:
         r = await c.call_tool("list_datasets", {})
         assert not r.is_error, r.content[0].text
         r = await c.call_tool("list_data", {"dataset_id": "notes"})
         assert not r.is_error, r.content[0].text
-        print(json.dumps({"items": len(r.structured_content["items"]), "modules": sorted(sys.modules)}))
+        engine = server.app_states[0].engine.pid
+        libraries = sorted({Path(line.split()[-1]).name for line in Path(f"/proc/{engine}/maps").read_text().splitlines()
+                            if line.split()[-1].endswith(".so") or ".so." in line.split()[-1]})
+        print(json.dumps({"items": len(r.structured_content["items"]), "modules": sorted(sys.modules),
+                          "engine_libraries": libraries}))
 
 asyncio.run(main())
 """
@@ -231,7 +236,8 @@ async def test_a_fresh_process_reads_without_loading_what_reads_do_not_need(
     settings: Settings, metadata_backend: str | None
 ) -> None:
     """Clients that start a server per call pay its imports at every call (issue 12.5): listing a store with
-    data loads no vector or graph engine, no numpy, and on SQLite not SQLAlchemy's PostgreSQL dialect."""
+    data loads no vector or graph engine and no numpy, in the engine process (its native libraries) nor in
+    the server's (which never loads them), and on SQLite not SQLAlchemy's PostgreSQL dialect there."""
     import json
     import subprocess
 
@@ -250,6 +256,11 @@ async def test_a_fresh_process_reads_without_loading_what_reads_do_not_need(
     if metadata_backend is None:
         heavy.add("sqlalchemy.dialects.postgresql")
     assert heavy.isdisjoint(out["modules"]), sorted(heavy & set(out["modules"]))
+    native = ("_multiarray_umath", "lance", "libarrow", "_kuzu", "_lbug")
+    loaded = [lib for lib in out["engine_libraries"] if lib.startswith(native)]
+    assert loaded == [], loaded
+    if metadata_backend is None:  # the control: the engine process did read the store
+        assert any(lib.startswith("_sqlite3") for lib in out["engine_libraries"])
 
 
 async def test_token_from_one_process_confirms_in_another(tmp_path: Path) -> None:

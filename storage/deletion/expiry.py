@@ -6,14 +6,14 @@ running server every `SWEEP_SECONDS`, and by `memsweep expire`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from memsweep.storage.deletion.deleter import Executed, execute, make_plan
-from memsweep.storage.deletion.scopes import expired_scope
+from memsweep.storage.deletion.scopes import expired_scope, expiring_scope
 from memsweep.storage.deletion.targets import Plan, Target
 from memsweep.storage.engine import Engine
 from memsweep.storage.stores.schema import data, datasets
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 SWEEP_SECONDS = 60.0
 SYSTEM = "system"
@@ -42,6 +42,17 @@ async def sweep(engine: Engine) -> Executed:
     if not await engine.meta.call(due):
         return Executed(Plan(op="expired"), erased=True)
     return await execute(engine, SYSTEM, target, erase=True)
+
+
+async def next_due(engine: Engine) -> datetime | None:
+    """When the next live item expires (not counting datasets on hold), or None: a server whose engine
+    process ends when idle starts it again then, so the sweep still comes on time."""
+
+    def first(conn: Connection) -> datetime | None:
+        when: datetime | None = conn.execute(select(func.min(data.c.expires_at)).where(expiring_scope())).scalar()
+        return when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+
+    return await engine.meta.call(first)
 
 
 def set_retention(conn: Connection, dataset_id: str, days: int | None) -> None:

@@ -36,10 +36,15 @@ def resolve(conn: Connection, user: str, target: Target) -> tuple[ColumnElement[
     return scope, removed
 
 
-def expired_scope(until: datetime) -> ColumnElement[bool]:
-    """The expiry sweep's items: live, expired at or before `until`, never in a dataset on hold."""
+def expiring_scope() -> ColumnElement[bool]:
+    """Items the expiry sweep will delete one day: live, with an expiry, never in a dataset on hold."""
     held = select(datasets.c.id).where(datasets.c.hold.is_(True))
-    return and_(data.c.status == "active", data.c.expires_at <= until, data.c.dataset_id.not_in(held))
+    return and_(data.c.status == "active", data.c.expires_at.is_not(None), data.c.dataset_id.not_in(held))
+
+
+def expired_scope(until: datetime) -> ColumnElement[bool]:
+    """The expiry sweep's items: those of `expiring_scope` expired at or before `until`."""
+    return and_(expiring_scope(), data.c.expires_at <= until)
 
 
 def _refuse_holds(conn: Connection, scope: ColumnElement[bool], removed: tuple[str, ...]) -> None:

@@ -135,6 +135,9 @@ class PlanChanged(ConfirmationRequired):
         super().__init__("The data changed since the preview; nothing was deleted.")
         self.plan = plan
 
+    def __reduce__(self) -> tuple[type[PlanChanged], tuple[Plan]]:
+        return (PlanChanged, (self.plan,))  # pickled whole: it crosses into the server process
+
 
 def forget_target(
     data_id: str | None = None,

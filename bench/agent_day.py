@@ -9,8 +9,9 @@ a search every 3 adds, a delete_data every 20, an empty_dataset every 2,000, and
 `--compress` multiplies every idle gap (0.01: a 3 s gap becomes 30 ms) for quick runs; the gaps are drawn
 uniformly in [0, gap-max]. `--real-delete-gaps` leaves the gap before each delete uncompressed, so the
 deletes after a pause (> 0.6 s: "delete-after-idle") can be compared with the ones that follow a call at
-once. The server runs under bench/loop_probe.py, which measures its event loop's worst stall. Every `--every` adds it records the server's RSS (from /proc, the server
-process itself), the data directory's size, LanceDB fragments and versions, and per operation the p50 and
+once. bench/loop_probe.py watches the event loops of the server and of its engine process (the worst stall
+of either). Every `--every` adds it records the memory of the server and its engine process together (RSS,
+its anonymous part and PSS, from /proc; and each process's RSS), the data directory's size, LanceDB fragments and versions, and per operation the p50 and
 p95 of the last window, and prints a table row. Numbers are warm (one server for the whole run) and
 single-item (no batches): the workload of a user's session, not of a bulk load.
 """
@@ -31,42 +32,54 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop_probe import merged
 from workload import save
 
-PROBE = Path(__file__).resolve().parent / "loop_probe.py"
+PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Oslo", "Lisbon", "Atlas", "Orion", "Acme", "Quartz", "Nova"]
 
 
 def server_pid() -> int | None:
     """The `memsweep serve` child of this process (the SDK does not expose it)."""
     me = os.getpid()
+    return next((p for p in children(me) if b"serve" in Path(f"/proc/{p}/cmdline").read_bytes()), None)
+
+
+def children(pid: int) -> list[int]:
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == me and b"loop_probe" in (entry / "cmdline").read_bytes():
-                return int(entry.name)
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
         except (OSError, ValueError, IndexError):
             continue
-    return None
+    return found
 
 
 def _proc_mb(pid: int, name: str, field: str) -> float:
-    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:  # an engine process that just ended
+        pass
     return 0.0
 
 
-def rss_mb(pid: int) -> float:
-    return _proc_mb(pid, "status", "VmRSS:")
-
-
-def anon_mb(pid: int) -> float:
-    """The anonymous part of RSS (heaps, buffer pools); the rest is code and files mapped from disk."""
-    return _proc_mb(pid, "smaps_rollup", "Anonymous:")
+def memory_mb(pid: int) -> dict[str, float]:
+    """The server and its engine process (when one runs), together: RSS, its anonymous part, and PSS (which
+    counts the pages the two share, the interpreter and libraries, once); also each process's RSS."""
+    engines = children(pid)
+    tree = [pid, *engines]
+    return {
+        "rss_mb": round(sum(_proc_mb(p, "status", "VmRSS:") for p in tree), 1),
+        "anon_mb": round(sum(_proc_mb(p, "smaps_rollup", "Anonymous:") for p in tree), 1),
+        "pss_mb": round(sum(_proc_mb(p, "smaps_rollup", "Pss:") for p in tree), 1),
+        "server_rss_mb": round(_proc_mb(pid, "status", "VmRSS:"), 1),
+        "engine_rss_mb": round(sum(_proc_mb(p, "status", "VmRSS:") for p in engines), 1),
+    }
 
 
 def dir_mb(path: Path) -> float:
@@ -83,11 +96,8 @@ def lance_state(data_dir: Path) -> tuple[int, int]:
     return len(ds.get_fragments()), len(ds.versions())
 
 
-def stalls(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"worst_ms": float("nan"), "over_20ms": 0, "top": []}
+def stalls(prefix: Path) -> dict:
+    return merged(str(prefix))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -100,10 +110,10 @@ def pct(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="agent-day-")) / "d"
-    probe_out = Path(tempfile.mkdtemp(prefix="loop-probe-")) / "stalls.json"
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir), LOOP_PROBE_OUT=str(probe_out))
-    probe = str(PROBE)
-    params = StdioServerParameters(command=sys.executable, args=[probe, "serve"], env=env)
+    probe_out = Path(tempfile.mkdtemp(prefix="loop-probe-")) / "stalls"
+    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir), LOOP_PROBE_OUT=str(probe_out),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PROBE_SITE), os.environ.get("PYTHONPATH")])))  # fmt: skip
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memsweep", "serve"], env=env)
     rows: list[dict] = []
     window: dict[str, list[float]] = {}
     all_ops: dict[str, list[float]] = {}
@@ -124,9 +134,9 @@ async def run(args: argparse.Namespace) -> dict:
         first_call_ms = (time.perf_counter() - start) * 1000
         pid = server_pid()
         assert pid is not None, "could not find the server process"
-        print(f"server pid {pid}; first call {first_call_ms:.0f} ms; RSS {rss_mb(pid):.0f} MB", flush=True)
+        print(f"server pid {pid}; first call {first_call_ms:.0f} ms; {memory_mb(pid)}", flush=True)
         print(
-            f"{'adds':>6} {'rss MB':>7} {'anon':>5} {'dir MB':>7} {'frags':>5} {'vers':>5} {'stall':>6}  "
+            f"{'adds':>6} {'rss MB':>7} {'anon':>5} {'pss':>5} {'dir MB':>7} {'frags':>5} {'vers':>5} {'stall':>6}  "
             "p50/p95 ms: add, search, delete, delete-after-idle"
         )
         for i in range(1, args.adds + 1):
@@ -163,7 +173,7 @@ async def run(args: argparse.Namespace) -> dict:
                 frags, versions = lance_state(data_dir)
                 loop = stalls(probe_out)
                 row = {
-                    "adds": i, "rss_mb": round(rss_mb(pid), 1), "anon_mb": round(anon_mb(pid), 1), "dir_mb": round(dir_mb(data_dir), 2),
+                    "adds": i, **memory_mb(pid), "dir_mb": round(dir_mb(data_dir), 2),
                     "fragments": frags, "versions": versions, "loop_worst_ms": loop["worst_ms"],
                     **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
                     **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
@@ -171,31 +181,38 @@ async def run(args: argparse.Namespace) -> dict:
                 rows.append(row)
                 cells = [f"{pct(window.get(o, []), 0.5):.0f}/{pct(window.get(o, []), 0.95):.0f}"
                          for o in ("add", "search", "delete", "delete_after_idle")]  # fmt: skip
-                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['anon_mb']:>5.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
+                print(f"{i:>6} {row['rss_mb']:>7.0f} {row['anon_mb']:>5.0f} {row['pss_mb']:>5.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
                       f"{loop['worst_ms']:>6.1f}  {'  '.join(cells)}",
                       flush=True)  # fmt: skip
                 window = {}
         idle: dict[str, float] = {}
         idle_anon: dict[str, float] = {}
+        idle_detail: dict[str, dict[str, float]] = {}
         waited = 0.0
         # the fixed marks that come before the end, then the end itself (an --idle-end under 10 s was skipped)
         for mark in sorted({m for m in (1.0, 10.0) if m < args.idle_end} | {args.idle_end}):
             if mark > waited:
                 await asyncio.sleep(mark - waited)
                 waited = mark
-                idle[f"{mark:.0f}s"] = round(rss_mb(pid), 1)
-                idle_anon[f"{mark:.0f}s"] = round(anon_mb(pid), 1)
+                now = memory_mb(pid)
+                idle[f"{mark:.0f}s"] = now["rss_mb"]
+                idle_anon[f"{mark:.0f}s"] = now["anon_mb"]
+                idle_detail[f"{mark:.0f}s"] = now
         print(
-            "idle at the end, RSS (anonymous) MB: "
-            + ", ".join(f"after {k} {v:.0f} ({idle_anon[k]:.0f})" for k, v in idle.items()),
+            "idle at the end, server + engine process, RSS (anonymous; PSS; engine process RSS) MB: "
+            + ", ".join(
+                f"after {k} {v:.0f} ({idle_anon[k]:.0f}; {idle_detail[k]['pss_mb']:.0f}; "
+                f"{idle_detail[k]['engine_rss_mb']:.0f})"
+                for k, v in idle.items()
+            ),
             flush=True,
         )
         loop = stalls(probe_out)
         print(f"event loop: worst stall {loop['worst_ms']:.1f} ms, {loop['over_20ms']} stalls over 20 ms; "
               f"worst: {loop['top'][:5]}", flush=True)  # fmt: skip
-        idle_rss = idle[f"{args.idle_end:.0f}s"] if args.idle_end > 0 else rss_mb(pid)
+        idle_rss = idle[f"{args.idle_end:.0f}s"] if args.idle_end > 0 else memory_mb(pid)["rss_mb"]
     result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "idle_rss": idle,
-              "idle_anon": idle_anon,
+              "idle_anon": idle_anon, "idle_detail": idle_detail,
               "loop": loop, "rows": rows}  # fmt: skip
     for op in ("delete", "delete_after_idle"):
         result[f"all_{op}_p50"] = statistics.median(all_ops[op]) if all_ops.get(op) else None

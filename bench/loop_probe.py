@@ -1,11 +1,12 @@
-"""Run `memsweep` with a watchdog on its event loop (for bench/agent_day.py; run by hand).
+"""A watchdog on the event loops of `memsweep serve` and of its engine process (for bench/agent_day.py).
 
-    LOOP_PROBE_OUT=stalls.json python bench/loop_probe.py serve
+    LOOP_PROBE_OUT=/tmp/stalls PYTHONPATH=bench/probe_site python -m memsweep serve
 
-A thread posts a callback to the server's event loop every 5 ms and measures how late it runs: the loop's
+bench/probe_site/sitecustomize.py installs it in every Python process started with that PYTHONPATH (the
+server and each engine process it starts); each writes `LOOP_PROBE_OUT.<pid>.json`. A thread posts a callback to the server's event loop every 5 ms and measures how late it runs: the loop's
 stall (a close, open or compaction run on the loop instead of a worker thread shows up here). Every second
 and at exit it writes the worst stall, the count of stalls over 20 ms and the ten worst with their times
-(seconds since start) to `LOOP_PROBE_OUT`. It changes nothing in the server but the loop's `asyncio.run`.
+(seconds since start). It changes nothing in the processes but their `asyncio.run`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -78,8 +78,11 @@ class Probe:
         os.replace(tmp, self.out)
 
 
-def main() -> int:
-    probe = Probe(os.environ.get("LOOP_PROBE_OUT", "loop_probe.json"))
+def install(out: str) -> None:
+    """Watch the loop of every `asyncio.run` in this process; write to `out` every second and at exit."""
+    import atexit
+
+    probe = Probe(out)
     real_run = asyncio.run
 
     def probed_run(main: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
@@ -90,13 +93,26 @@ def main() -> int:
         return real_run(wrapper(), **kwargs)
 
     asyncio.run = probed_run  # type: ignore[assignment]
-    from memsweep.cli import main as cli_main
-
-    try:
-        return cli_main(sys.argv[1:])
-    finally:
-        probe.write()
+    atexit.register(probe.write)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def merged(prefix: str) -> dict[str, Any]:
+    """The stalls of every probed process (`prefix.<pid>.json`): the server and each engine process it ran."""
+    import glob
+
+    runs = []
+    for path in glob.glob(glob.escape(prefix) + ".*.json"):
+        try:
+            with open(path) as f:
+                runs.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    top = sorted(({**t, "pid": r["pid"]} for r in runs for t in r["top"]), key=lambda t: -t["ms"])[:10]
+    return {
+        "processes": len(runs),
+        "samples": sum(r["samples"] for r in runs),
+        "worst_ms": top[0]["ms"] if top else float("nan"),
+        "over_20ms": sum(r["over_20ms"] for r in runs),
+        "top": top,
+        "per_process": {r["pid"]: r["worst_ms"] for r in runs},
+    }

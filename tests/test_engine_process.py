@@ -148,3 +148,18 @@ async def test_a_killed_server_leaves_no_engine_process_and_a_consistent_store(t
         assert report.consistent, report
         (ds,) = await mem.datasets.list_datasets()
         assert [i.name for i in await mem.datasets.list_data(ds.id)] != []
+
+
+async def test_an_engine_process_that_cannot_open_says_why_and_the_next_call_tries_again(
+    settings: Settings,
+) -> None:
+    settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.write_text("not a directory")  # what a mistyped MEMSWEEP_DATA_DIR can point at
+    server = create_server(settings)
+    async with Client(server, mode="legacy") as c:
+        r = await c.call_tool("list_datasets", {})
+        assert r.is_error
+        assert str(settings.data_dir) in r.content[0].text, r.content[0].text
+        settings.data_dir.unlink()
+        assert await call(c, "list_datasets") == {"datasets": []}
+        assert engine_of(server).starts == 2

@@ -237,7 +237,7 @@ def plot(before: Path, after: Path, dest: Path) -> None:
     runs = {"before": json.loads(before.read_text())["rows"], "after": json.loads(after.read_text())["rows"]}
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     panels = [
-        (axes[0][0], "server RSS (MB)", [("rss_mb", "")]),
+        (axes[0][0], "memory, server + engine process (MB)", [("rss_mb", "RSS"), ("pss_mb", "PSS")]),
         (axes[0][1], "p50 latency (ms)", [("add_p50", "add"), ("search_p50", "search"), ("delete_p50", "delete")]),
         (axes[1][0], "data directory (MB)", [("dir_mb", "")]),
         (axes[1][1], "LanceDB fragments", [("fragments", "")]),
@@ -245,6 +245,8 @@ def plot(before: Path, after: Path, dest: Path) -> None:
     for ax, title, keys in panels:
         for (label, rows), style in zip(runs.items(), ("--", "-"), strict=True):
             for key, what in keys:
+                if not all(key in r for r in rows):  # older runs recorded no PSS
+                    continue
                 name = f"{label} {what}".strip()
                 ax.plot([r["adds"] for r in rows], [r[key] for r in rows], style, marker="o", label=name)
         ax.set_title(title)

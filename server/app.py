@@ -1,5 +1,5 @@
-"""The app factory: `create_server(settings) -> MCPServer`; its lifespan opens one engine and closes it.
-The app imports the tools (to register them); the tools import only `server.state`, never this module."""
+"""The app factory: `create_server(settings) -> MCPServer`; its lifespan starts one engine process
+(server/engine_process.py) and ends it. The app imports the tools (to register them); the tools import only `server.state`, never this module."""
 
 import inspect
 import logging

@@ -31,6 +31,7 @@ from memsweep.errors import StoreUnavailable
 from memsweep.server.worker import dumps, read_frame
 
 log = logging.getLogger("memsweep.server")
+
 POLL_SECONDS = 1.0
 Progress = Callable[[int, int, str], Awaitable[None]]
 
@@ -67,16 +68,20 @@ class _Child:
         return cls(proc, reader, asyncio.StreamWriter(transport, protocol, None, loop))
 
     async def _read(self) -> None:
-        while (message := await read_frame(self.reader)) is not None:
-            kind = message[0]
-            if kind == "ready":
-                self.ready.set_result(None)
-            elif kind == "failed":
-                self.ready.set_exception(message[1])
-            elif kind == "closed":
-                self.next_expiry = message[1]
-            elif message[1] in self.waiting:  # a call cancelled here meanwhile has no queue any more
-                self.waiting[message[1]].put_nowait(message)
+        try:
+            while (message := await read_frame(self.reader)) is not None:
+                kind = message[0]
+                if kind == "ready":
+                    self.ready.set_result(None)
+                elif kind == "failed":
+                    self.ready.set_exception(message[1])
+                elif kind == "closed":
+                    self.next_expiry = message[1]
+                elif message[1] in self.waiting:  # a call cancelled here meanwhile has no queue any more
+                    self.waiting[message[1]].put_nowait(message)
+        except Exception:  # a frame that does not load: the pipe is out of step, so this child is done
+            log.exception("the engine process sent what could not be read; stopping it")
+            self.proc.kill()
         code = await asyncio.to_thread(self.proc.wait)
         self.writer.close()
         self.gone = StoreUnavailable(

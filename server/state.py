@@ -1,8 +1,7 @@
-"""The server's shared state: the lifespan state (one engine per server) and who is calling. The tools and
+"""The server's shared state: the lifespan state (one engine process per server) and who is calling. The tools and
 the confirmation flow read it from here; this module imports neither the app nor the tools, so there is
 no import circle (ARCHITECTURE.md)."""
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -11,8 +10,6 @@ from mcp.server.mcpserver import Context
 from memsweep.config import Settings
 from memsweep.server.engine_process import EngineProcess, RemoteMemory
 from memsweep.server.guard import Guard
-
-log = logging.getLogger("memsweep.server")
 
 if TYPE_CHECKING:
     from memsweep.api import Memory

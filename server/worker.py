@@ -48,7 +48,8 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 
 
 def portable(exc: BaseException) -> BaseException:
-    """The error as it can cross the pipe: itself when it pickles (every MemsweepError does), else a
+    """The error as it can cross the pipe: itself when it pickles and loads back (every MemsweepError does;
+    an exception whose `__init__` wants other arguments than its `args` pickles but does not load), else a
     RuntimeError with its type and text (the traceback stays in this process's log)."""
     try:
         pickle.loads(pickle.dumps(exc))

@@ -124,6 +124,18 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _engine_processes() -> list[int]:
+    """This test process's engine processes (an in-memory server's engine is this process's child)."""
+    found = []
+    for pid in _children(os.getpid()):
+        try:
+            if b"memsweep.server.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except FileNotFoundError:  # it ended meanwhile
+            continue
+    return found
+
+
 def _server_pid() -> int:
     (pid,) = [p for p in _children(os.getpid()) if b"serve" in Path(f"/proc/{p}/cmdline").read_bytes()]
     return pid
@@ -163,3 +175,21 @@ async def test_an_engine_process_that_cannot_open_says_why_and_the_next_call_tri
         settings.data_dir.unlink()
         assert await call(c, "list_datasets") == {"datasets": []}
         assert engine_of(server).starts == 2
+
+
+async def test_calls_around_the_idle_end_all_land(settings: Settings) -> None:
+    """Calls that come just before, during and after the engine process's idle end: each waits for a
+    closing process (and its close) and none is lost or refused; one engine process at a time."""
+    server = create_server(settings.with_(engine_idle_seconds=0.25))
+    added = []
+    async with Client(server, mode="legacy") as c:
+        engine = engine_of(server)
+        for i, pause in enumerate([0.0, 0.2, 0.3, 0.25, 0.5, 0.27, 0.1, 0.35, 0.26, 0.0]):
+            await asyncio.sleep(pause)
+            added.append((await call(c, "add", {"dataset": "notes", "text": f"Note {i} about Quartz."}))["data_id"])
+            assert len(_engine_processes()) <= 1
+        assert engine.starts >= 2  # some calls did come after an idle end
+        page = await call(c, "list_data", {"dataset_id": "notes", "limit": 50})
+        assert sorted(i["id"] for i in page["items"]) == sorted(added)
+        hits = await call(c, "search", {"query": "Quartz", "limit": 20})
+        assert sorted(h["data_id"] for h in hits["hits"]) == sorted(added)

@@ -26,7 +26,7 @@ from memsweep.storage.stores.cache import SqliteEmbeddingCache
 from memsweep.storage.stores.files import LocalFileStore
 from memsweep.storage.stores.graph import EmbeddedGraphStore
 from memsweep.storage.stores.lock import IDLE_RELEASE_SECONDS, WANT_POLL_SECONDS, DirLock
-from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
+from memsweep.storage.stores.metadata import MetadataStore, get_state, sqlite_url
 
 log = logging.getLogger("memsweep.engine")
 T = TypeVar("T")
@@ -134,9 +134,13 @@ class Engine:
                 task.cancel()
         self._erase_task = self._idle_task = None
         try:
-            async with self.exclusive(release=True):
-                if not await self.hooks.erase_pending(self):
-                    log.warning("an erase is still pending at close; the next start finishes it")
+            # A process that never took the lease (it only read) and has no erase to finish closes without
+            # taking it: taking it opens the graph, which cost a CLI read per call the graph engine's
+            # import and open at exit.
+            if self.lock.held or await self.meta.call(get_state, "erase_pending"):
+                async with self.exclusive(release=True):
+                    if not await self.hooks.erase_pending(self):
+                        log.warning("an erase is still pending at close; the next start finishes it")
         except StoreUnavailable as exc:
             log.warning("deferred erase not run at close: %s", exc)
         finally:

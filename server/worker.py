@@ -15,6 +15,7 @@ value), ("err", id, error), ("closed", next_expiry).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pickle
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("memsweep.worker")
 HEADER = struct.Struct(">I")
-WARM_DELAY_SECONDS = 1.0
 
 
 def dumps(message: tuple[Any, ...]) -> bytes:
@@ -130,16 +130,43 @@ async def _sweep_expired(memory: Memory) -> None:
             log.warning("expiry sweep postponed: %s", exc)
 
 
-async def _warm(memory: Memory) -> None:
-    """Import the vector and graph engines in the background, so the first search or add does not wait
-    for them (~0.35 s). After a pause: run beside a fresh server's first call, the imports (which hold the
-    GIL) slowed it down; a clean store's first read needs neither (issue 12.5)."""
-    await asyncio.sleep(WARM_DELAY_SECONDS)
-    await asyncio.to_thread(__import__, "lance")
-    await asyncio.to_thread(memory.engine.graph.load_module)
+def _read_settings() -> Any:
+    """The first frame, read from fd 0 before the loop starts: the server's Settings (None: input ended)."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = os.read(0, n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    try:
+        return pickle.loads(exactly(HEADER.unpack(exactly(HEADER.size))[0]))[1]
+    except EOFError:
+        return None
 
 
-async def main() -> None:
+def _load_engines(graph_backend: str) -> None:
+    """Import every engine before the loop runs. An import holds the GIL for its C extensions' set-up (Lance
+    and Arrow: 0.4-0.6 s), so an import on a thread beside a running loop stalled every call for that long
+    (the agent day measured 589 ms). Before the loop nothing waits: the server is still loading the MCP SDK
+    on the other core, and a fresh server's first call came as soon as before (1.23x a bare server's with and
+    without this, bench/first_call.py)."""
+    import importlib
+
+    import lance  # noqa: F401
+    import memsweep.api  # noqa: F401
+    import numpy  # noqa: F401
+    from memsweep.storage.stores.graph import BACKENDS
+
+    if graph_backend in BACKENDS:  # an unknown one is reported by the open, in the caller's words
+        with contextlib.suppress(ImportError):  # likewise a backend that is not installed
+            importlib.import_module(BACKENDS[graph_backend][0])
+
+
+async def main(settings: Any) -> None:
     loop = asyncio.get_running_loop()
     # The pipes to the server are private descriptors; fd 0 and 1 become /dev/null and stderr, so a library
     # that prints cannot corrupt a frame.
@@ -156,13 +183,10 @@ async def main() -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)  # DESIGN.md invariant 11: a stop finishes what is due
 
-    first = await read_frame(reader)
-    if first is None:
-        return
     from memsweep.api import Memory
     from memsweep.storage.deletion.expiry import next_due
 
-    memory = Memory(first[1])
+    memory = Memory(settings)
     try:
         await memory.__aenter__()
     except Exception as exc:
@@ -171,7 +195,7 @@ async def main() -> None:
         await writer.drain()
         return
     writer.write(dumps(("ready",)))
-    background = [loop.create_task(_sweep_expired(memory)), loop.create_task(_warm(memory))]
+    background = [loop.create_task(_sweep_expired(memory))]
     next_expiry: datetime | None = None
     try:
         await Worker(memory, writer).serve(reader, stop)
@@ -196,9 +220,11 @@ def run() -> None:
     from memsweep.storage import heap
 
     heap.tune_for_server()  # this process is ours: fewer arenas, freed large blocks go back to the system
-    import memsweep.api  # noqa: F401  # the engines load before the loop runs: nothing waits on it meanwhile
-
-    asyncio.run(main())
+    settings = _read_settings()
+    if settings is None:  # the server ended before it sent anything
+        return
+    _load_engines(settings.graph_backend)
+    asyncio.run(main(settings))
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ class EmbeddedGraphStore:
                 ) from exc
 
     def load_module(self) -> None:
-        """Import the backend (blocking, ~50 ms; a server warms it in a worker thread after its first calls)."""
+        """Import the backend (blocking, ~50 ms; a server's engine process imports it before it serves)."""
         with self._lock:
             if self._mod is None:
                 self._mod = importlib.import_module(self._module_name)

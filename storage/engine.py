@@ -137,7 +137,7 @@ class Engine:
             # A process that never took the lease (it only read) and has no erase to finish closes without
             # taking it: taking it opens the graph, which cost a CLI read per call the graph engine's
             # import and open at exit.
-            if self.lock.held or await self.meta.call(get_state, "erase_pending"):
+            if self.lock.held or (await self.meta.call(get_state, "erase_pending")) is not None:
                 async with self.exclusive(release=True):
                     if not await self.hooks.erase_pending(self):
                         log.warning("an erase is still pending at close; the next start finishes it")

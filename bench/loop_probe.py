@@ -43,7 +43,7 @@ class Probe:
 
             try:
                 loop.call_soon_threadsafe(mark)
-            except RuntimeError:  # the loop closed
+            except Exception:  # the loop closed, or the interpreter is shutting down
                 break
             while not ran.wait(1.0):
                 if loop.is_closed():

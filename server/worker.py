@@ -4,11 +4,11 @@ it, until the server says close, its input ends (the server is gone, even killed
 
 Why a process of its own: the storage engines cost ~165 MB before a store opens and hold more after (Kuzu,
 LanceDB, SQLAlchemy, numpy, pyarrow), and none of it goes back while imported. An idle server ends this
-process and keeps only the MCP side (~90 MB); issue 12.2. It imports nothing of the MCP SDK.
+process and keeps only the MCP side (~70 MB); issue 12.2. It imports nothing of the MCP SDK.
 
 Frames on the pipes: a 4-byte big-endian length, then a pickle (the two ends are one program and the
-pipes are private to them). To the engine: ("call", id, user, remote, path, args, kwargs, progress) and
-("close",). From it: ("ready",), ("failed", error), ("progress", id, (done, total, what)), ("ok", id,
+pipes are private to them). To the engine: ("settings", Settings) first, read before the loop starts;
+then ("call", id, user, remote, path, args, kwargs, progress) and ("close",). From it: ("ready",), ("failed", error), ("progress", id, (done, total, what)), ("ok", id,
 value), ("err", id, error), ("closed", next_expiry).
 """
 

@@ -115,14 +115,15 @@ class EngineProcess:
         self._last_call = clock()
         self._watch: asyncio.Task[None] | None = None
         self._closed = False
-        self.starts = 0  # how many engine processes this server started (tests and the benchmark read it)
+        self.starts = 0  # how many engine processes this server started (the tests read it)
 
     @property
     def pid(self) -> int | None:
         return self._child.proc.pid if self._child is not None else None
 
     def launch(self) -> None:
-        """Start the engine process before there is an event loop (`memsweep serve`, first thing)."""
+        """Start the engine process unless one is launched and not yet attached (synchronous: `memsweep serve`
+        calls it first thing, before there is a loop)."""
         if self._launched is None:
             self._launched = launch(self.settings)
             self.starts += 1
@@ -135,10 +136,9 @@ class EngineProcess:
     async def _spawn(self) -> _Child:
         if self._ending is not None:
             await asyncio.shield(self._ending)
+        self.launch()  # unless `memsweep serve` launched it already
         proc, self._launched = self._launched, None
-        if proc is None:
-            proc = launch(self.settings)
-            self.starts += 1
+        assert proc is not None
         try:
             child = await _Child.attach(proc)
             await child.ready

@@ -34,9 +34,7 @@ class AppState:
 
     def memory(self, user: str) -> "Memory":
         """The engine's Python API acting for `user`; each call on it runs in the engine process."""
-        if self.engine is None:
-            self.start_opening()
-        assert self.engine is not None
+        assert self.engine is not None, "the lifespan starts the engine process before any tool runs"
         return cast("Memory", RemoteMemory(self.engine, user, self.require_token))
 
     async def close(self) -> None:

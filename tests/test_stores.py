@@ -154,6 +154,33 @@ def test_vector_store_deletes_by_validated_ids_and_erases(tmp_path: Path) -> Non
     assert vs.count() == 0
 
 
+def test_a_table_with_compressed_ids_is_rewritten_plain_by_its_next_erase(tmp_path: Path) -> None:
+    """Tables written before the id columns were stored uncompressed (FSST made each erase's rewrite of a
+    full fragment 2.5x slower) keep every live row through the switch, lose the deleted one, and are
+    written plain from then on: the kept ids are in the data files byte for byte, the deleted one is not."""
+    import lance
+    import pyarrow as pa
+
+    vs = LanceVectorStore(tmp_path / "vectors", 8)
+    rows = [VectorRow(u(), u(), u(), np.random.default_rng(i).random(8)) for i in range(1000)]
+    old = pa.schema(
+        [(n, pa.string()) for n in ("chunk_id", "data_id", "dataset_id")] + [("vector", pa.list_(pa.float32(), 8))]
+    )
+    table = {
+        "chunk_id": [r.chunk_id for r in rows], "data_id": [r.data_id for r in rows],
+        "dataset_id": [r.dataset_id for r in rows],
+        "vector": pa.array([np.asarray(r.vector, dtype=np.float32) for r in rows], type=pa.list_(pa.float32(), 8)),
+    }  # fmt: skip
+    lance.write_dataset(pa.table(table, schema=old), str(vs.uri))
+    vs.add([VectorRow(u(), u(), u(), np.random.default_rng(1000).random(8))])
+    vs.delete_data([rows[0].data_id])
+    vs.erase()
+    files = b"".join(p.read_bytes() for p in (vs.uri / "data").iterdir())
+    assert rows[1].data_id.encode() in files and rows[999].chunk_id.encode() in files
+    assert rows[0].data_id.encode() not in files and np.asarray(rows[0].vector, dtype=np.float32).tobytes() not in files
+    assert vs.count() == 1000 and vs.search(rows[500].vector, 1, None)[0].chunk_id == rows[500].chunk_id
+
+
 def test_the_idle_fold_and_compaction_leave_no_replaced_index_files(tmp_path: Path) -> None:
     """Issue 17: every index fold wrote new index files and left the replaced ones until the next erase's
     cleanup (163 vs 105 MB of vectors at 100k items). After the fold an erase defers, and after a

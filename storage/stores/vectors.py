@@ -39,6 +39,13 @@ INDEX_REFRESH_ROWS = 4096
 # Each of the session's two caches (index pages, manifests). The three BTREE indexes of a 100k-row table
 # take a few MB; unbounded, the caches kept growing with every version single adds made.
 SESSION_CACHE_BYTES = 32 * 2**20
+# The id columns are stored uncompressed. Lance compresses a string page with FSST once it holds more than
+# 32 KiB, which 36-character UUIDs reach at ~910 rows: every rewrite of a full fragment (each erase's forced
+# compaction) then trained FSST on three columns. Measured with pylance 14.0.2, one 1,000-row fragment,
+# delete + compaction: 13.1–14.2 ms with compression, 4.7–5.6 ms without (1,000 and 10,000 rows), the data
+# files 4% larger (random UUIDs hardly compress). The vectors themselves were never compressed.
+ID_COLUMNS = ("chunk_id", "data_id", "dataset_id")
+PLAIN = {"lance-encoding:compression": "none"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,18 @@ def _in_list(column: str, ids: Iterable[str]) -> str:
             raise ValueError("refusing to build a vector filter from a non-UUID value")
         checked.append(f"'{value}'")
     return f"{column} IN ({', '.join(checked)})"
+
+
+def _plain_ids(ds: Any) -> None:
+    """A table made before the id columns were stored uncompressed gets the setting before its first
+    rewrite (one metadata commit; the rewrite then writes them plain, and so does every later write)."""
+    stale = {
+        name: PLAIN
+        for name in ID_COLUMNS
+        if (ds.schema.field(name).metadata or {}).get(b"lance-encoding:compression") != b"none"
+    }
+    if stale:
+        ds.update_field_metadata(stale)
 
 
 def _committing(method: Callable[..., T]) -> Callable[..., T]:
@@ -113,14 +132,8 @@ class LanceVectorStore:
     def _schema(self) -> Any:
         import pyarrow as pa
 
-        return pa.schema(
-            [
-                ("chunk_id", pa.string()),
-                ("data_id", pa.string()),
-                ("dataset_id", pa.string()),
-                ("vector", pa.list_(pa.float32(), self.dim)),
-            ]
-        )
+        ids = [pa.field(name, pa.string(), metadata=PLAIN) for name in ID_COLUMNS]
+        return pa.schema([*ids, pa.field("vector", pa.list_(pa.float32(), self.dim))])
 
     def _open(self) -> Any:
         """The table at its newest version, or None before the first add. Opened for every call: another
@@ -289,7 +302,9 @@ class LanceVectorStore:
         # BTREE indexes over every row (84 → 16–34 ms per erase at 100k rows); compact() folds it in at
         # once, an erase leaves it to the engine's idle housekeeping (index_fold_due). The erasure test
         # checks no deleted vector byte survives.
-        lance.dataset(str(self.uri)).optimize.compact_files(
+        ds = lance.dataset(str(self.uri))
+        _plain_ids(ds)
+        ds.optimize.compact_files(
             materialize_deletions_threshold=0.0,
             target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT,
             defer_index_remap=True,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from memsweep.errors import InvalidInput, NotFound, PermissionDenied
 from memsweep.storage.ids import is_uuid, new_id
 from memsweep.storage.stores.schema import acl, data, datasets, users
-from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, or_, select
 
 PERMISSIONS = ("read", "write", "delete", "share")
 
@@ -37,7 +37,7 @@ def check_user_name(name: str) -> str:
 
 
 def user_id(conn: Connection, name: str, *, create: bool) -> str | None:
-    row = conn.execute(select(users.c.id).where(users.c.name == name)).first()
+    row = conn.execute(_USER_ID, {"name": name}).first()
     if row:
         return str(row[0])
     if not create:
@@ -52,8 +52,7 @@ def permissions(conn: Connection, uid: str | None, ds: DatasetRow) -> set[str]:
         return set()
     if ds.owner_id == uid:
         return set(PERMISSIONS)
-    rows = conn.execute(select(acl.c.permission).where(acl.c.dataset_id == ds.id, acl.c.user_id == uid))
-    return {r[0] for r in rows}
+    return {r[0] for r in conn.execute(_GRANTED, {"ds": ds.id, "uid": uid})}
 
 
 def _dataset_select() -> Select[tuple[str, str, str, str, datetime]]:
@@ -64,6 +63,25 @@ def _dataset_select() -> Select[tuple[str, str, str, str, datetime]]:
         users.c.name.label("owner"),
         datasets.c.created_at,
     ).join(users, users.c.id == datasets.c.owner_id)
+
+
+# The statements every call runs, built once and run with their values (building one cost ~4x running it).
+_USER_ID = select(users.c.id).where(users.c.name == bindparam("name"))
+_GRANTED = select(acl.c.permission).where(acl.c.dataset_id == bindparam("ds"), acl.c.user_id == bindparam("uid"))
+_DATASET_BY_ID = _dataset_select().where(datasets.c.id == bindparam("ref"))
+_DATASET_BY_NAME = _dataset_select().where(datasets.c.owner_id == bindparam("uid"), datasets.c.name == bindparam("ref"))
+_DELETABLE = (
+    select(datasets.c.id)
+    .where(
+        or_(
+            datasets.c.owner_id == bindparam("uid"),
+            datasets.c.id.in_(
+                select(acl.c.dataset_id).where(acl.c.user_id == bindparam("uid"), acl.c.permission == "delete")
+            ),
+        )
+    )
+    .order_by(datasets.c.id)
+)
 
 
 def live_items(now: datetime) -> ColumnElement[bool]:
@@ -93,9 +111,9 @@ def find_dataset(conn: Connection, uid: str | None, ref: str) -> DatasetRow | No
     if uid is None:
         return None
     if is_uuid(ref):
-        row = conn.execute(_dataset_select().where(datasets.c.id == ref.lower())).first()
+        row = conn.execute(_DATASET_BY_ID, {"ref": ref.lower()}).first()
     else:
-        row = conn.execute(_dataset_select().where(datasets.c.owner_id == uid, datasets.c.name == ref)).first()
+        row = conn.execute(_DATASET_BY_NAME, {"uid": uid, "ref": ref}).first()
     if row is None:
         return None
     ds = DatasetRow(row.id, row.name, row.owner_id, row.owner, row.created_at)
@@ -155,11 +173,7 @@ def dataset_for_add(conn: Connection, uid: str, ref: str, max_chars: int) -> tup
 def deletable_dataset_ids(conn: Connection, uid: str | None) -> list[str]:
     if uid is None:
         return []
-    granted = select(acl.c.dataset_id).where(acl.c.user_id == uid, acl.c.permission == "delete")
-    rows = conn.execute(
-        select(datasets.c.id).where(or_(datasets.c.owner_id == uid, datasets.c.id.in_(granted))).order_by(datasets.c.id)
-    )
-    return [r[0] for r in rows]
+    return [r[0] for r in conn.execute(_DELETABLE, {"uid": uid})]
 
 
 def grant(conn: Connection, user: str, dataset_id: str, permission: str, *, allow: bool) -> None:

@@ -37,7 +37,8 @@ async def sweep(engine: Engine) -> Executed:
     assert until is not None
 
     def due(conn: Connection) -> bool:
-        return conn.execute(select(data.c.id).where(expired_scope(until)).limit(1)).first() is not None
+        scope = expired_scope(until)
+        return conn.execute(select(data.c.id).where(scope.where).limit(1), scope.params).first() is not None
 
     if not await engine.meta.call(due):
         return Executed(Plan(op="expired"), erased=True)

@@ -9,13 +9,15 @@ removed vs kept, cache entries) is derived from it here. Reference counts come f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memsweep.storage.deletion.scopes import KINDS, Scope
 from memsweep.storage.deletion.targets import Plan, Wipe
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, entities, relations
-from sqlalchemy import ColumnElement, Connection, Exists, Row, ScalarSelect, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Exists, Row, ScalarSelect, Select, and_, bindparam, func, select
 
 MAX_KEPT_NAMES = 20
 __all__ = ["MAX_KEPT_NAMES", "Plan", "Wipe", "plan_scope"]
@@ -43,32 +45,103 @@ class _Entities:
     kept_names: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The planner's questions for one kind of scope, built once (scopes.KINDS) and run with its values."""
+
+    items: Select[Any]
+    chunks: Select[Any]
+    entities: Select[Any]
+    relations: Select[Any]
+    mentions: Select[Any]
+    shared_files: Select[Any]
+    live_hashes: Select[Any]
+
+
+KEPT_NAMES = (
+    select(entities.c.name).where(entities.c.id.in_(bindparam("kept", expanding=True))).order_by(entities.c.name)
+)
+
+
+@functools.cache
+def _statements(kind: str) -> _Statements:
+    scope = KINDS[kind]
+    scope_ids = select(data.c.id).where(scope).scalar_subquery()
+    graph_scope = select(data.c.id).where(scope, data.c.graph_ok).scalar_subquery()
+    return _Statements(
+        items=select(
+            data.c.id, data.c.file_key, data.c.owned, data.c.file_state, data.c.graph_ok, data.c.vectors_ok
+        ).where(scope),
+        chunks=select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids)),
+        entities=_entities_query(scope_ids),
+        relations=select(relations.c.id, relations.c.source_id, relations.c.target_id).where(
+            relations.c.data_id.in_(graph_scope)
+        ),
+        mentions=select(func.count())
+        .select_from(chunk_entities)
+        .where(chunk_entities.c.chunk_id.in_(select(chunks.c.id).where(chunks.c.data_id.in_(graph_scope)))),
+        shared_files=select(data.c.file_key)
+        .where(
+            data.c.file_key.in_(select(data.c.file_key).where(scope, data.c.owned).scalar_subquery()),
+            data.c.owned,
+            data.c.file_state == "stored",
+            _live_other(scope_ids),
+        )
+        .distinct(),
+        live_hashes=select(chunks.c.text_hash)
+        .join(data, data.c.id == chunks.c.data_id)
+        .where(
+            chunks.c.text_hash.in_(select(chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids))),
+            _live_other(scope_ids),
+        )
+        .distinct(),
+    )
+
+
+def _entities_query(scope_ids: ScalarSelect[str]) -> Select[Any]:
+    """Each distinct entity of the scope, whether a live item outside it still mentions it, and whether one
+    whose graph exists does.
+
+    One EXISTS probe per *distinct* entity of the scope (through the entity index, stopping at the first
+    hit), so the cost follows the scope, not the store; probing per reference row made delete_all
+    quadratic, and counting every reference grew with the degree of popular entities."""
+    ents = select(data_entities.c.entity_id.label("eid")).where(data_entities.c.data_id.in_(scope_ids)).distinct()
+    ents_q = ents.subquery()
+    other, other_item = data_entities.alias("other"), data.alias("other_item")
+
+    def held_by_other(*extra: ColumnElement[bool]) -> Exists:
+        return (
+            select(other.c.entity_id)
+            .join(other_item, other_item.c.id == other.c.data_id)
+            .where(other.c.entity_id == ents_q.c.eid, _live_other(scope_ids, other_item), *extra)
+            .exists()
+        )
+
+    return select(ents_q.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok))
+
+
 def plan_scope(
     conn: Connection,
     *,
     op: str,
-    scope: ColumnElement[bool],
+    scope: Scope,
     dataset_ids: tuple[str, ...] = (),
     memory_only: bool = False,
     file_size: Callable[[str], int] = lambda _key: 0,
     cache_prefix: str = "",
 ) -> Plan:
-    """Everything `scope` (a condition on `data`) would remove and keep, one question per function below."""
-    scope_ids = select(data.c.id).where(scope).scalar_subquery()
-    items = _items(conn, scope)
+    """Everything `scope` would remove and keep, one question per function below."""
+    q, params = _statements(scope.kind), scope.params
+    items = _items(conn, q, params)
     if not items.data_ids:
         return Plan(op=op, memory_only=memory_only, dataset_ids=dataset_ids)
-    chunk_rows = conn.execute(
-        select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids))
-    ).all()
+    chunk_rows = conn.execute(q.chunks, params).all()
     graph_set = set(items.graph_ids)
     graph_chunks = tuple(sorted(r.id for r in chunk_rows if r.data_id in graph_set))
-    ents = _entities(conn, scope_ids, memory_only)
-    graph_relations, edges = _relations_and_edges(conn, scope, graph_chunks)
-    files_deleted, files_kept, bytes_freed = (
-        ((), 0, 0) if memory_only else _files(conn, scope, scope_ids, items, file_size)
-    )
-    cache_keys = () if memory_only else _cache_keys(conn, scope_ids, chunk_rows, cache_prefix)
+    ents = _entities(conn, q, params, memory_only)
+    graph_relations, edges = _relations_and_edges(conn, q, params, graph_chunks)
+    files_deleted, files_kept, bytes_freed = ((), 0, 0) if memory_only else _files(conn, q, params, items, file_size)
+    cache_keys = () if memory_only else _cache_keys(conn, q, params, chunk_rows, cache_prefix)
     return Plan(
         op=op,
         memory_only=memory_only,
@@ -92,13 +165,9 @@ def plan_scope(
     )
 
 
-def _items(conn: Connection, scope: ColumnElement[bool]) -> _Items:
+def _items(conn: Connection, q: _Statements, params: dict[str, Any]) -> _Items:
     """The items in scope, and which of them still have graph nodes, vector rows and an owned file."""
-    rows = conn.execute(
-        select(data.c.id, data.c.file_key, data.c.owned, data.c.file_state, data.c.graph_ok, data.c.vectors_ok).where(
-            scope
-        )
-    ).all()
+    rows = conn.execute(q.items, params).all()
     return _Items(
         data_ids=tuple(sorted(r.id for r in rows)),
         graph_ids=tuple(sorted(r.id for r in rows if r.graph_ok)),
@@ -107,34 +176,17 @@ def _items(conn: Connection, scope: ColumnElement[bool]) -> _Items:
     )
 
 
-def _entities(conn: Connection, scope_ids: ScalarSelect[str], memory_only: bool) -> _Entities:
+def _entities(conn: Connection, q: _Statements, params: dict[str, Any], memory_only: bool) -> _Entities:
     """An entity goes with the scope unless a live item outside it still mentions it (then it is kept and
-    named); in the graph, only items whose graph exists count.
-
-    One EXISTS probe per *distinct* entity of the scope (through the entity index, stopping at the first
-    hit), so the cost follows the scope, not the store; probing per reference row made delete_all
-    quadratic, and counting every reference grew with the degree of popular entities."""
-    ents_q = select(data_entities.c.entity_id.label("eid")).where(data_entities.c.data_id.in_(scope_ids)).distinct()
-    ents = ents_q.subquery()
-    other, other_item = data_entities.alias("other"), data.alias("other_item")
-
-    def held_by_other(*extra: ColumnElement[bool]) -> Exists:
-        return (
-            select(other.c.entity_id)
-            .join(other_item, other_item.c.id == other.c.data_id)
-            .where(other.c.entity_id == ents.c.eid, _live_other(scope_ids, other_item), *extra)
-            .exists()
-        )
-
-    rows = conn.execute(select(ents.c.eid, held_by_other(), held_by_other(other_item.c.graph_ok))).all()
+    named); in the graph, only items whose graph exists count."""
+    rows = conn.execute(q.entities, params).all()
     entity_set = {r[0] for r in rows}
     held_any = {r[0] for r in rows if r[1]}
     held_in_graph = {r[0] for r in rows if r[2]}
     kept = sorted(entity_set & held_any)
     names: tuple[str, ...] = ()
     if kept:
-        shown = select(entities.c.name).where(entities.c.id.in_(kept[:MAX_KEPT_NAMES])).order_by(entities.c.name)
-        names = tuple(r[0] for r in conn.execute(shown).all())
+        names = tuple(r[0] for r in conn.execute(KEPT_NAMES, {"kept": kept[:MAX_KEPT_NAMES]}).all())
     return _Entities(
         # memory_only: the rows stay (the items stay); only the graph loses what no other item's graph needs
         meta_ids=() if memory_only else tuple(sorted(entity_set - held_any)),
@@ -145,55 +197,35 @@ def _entities(conn: Connection, scope_ids: ScalarSelect[str], memory_only: bool)
 
 
 def _relations_and_edges(
-    conn: Connection, scope: ColumnElement[bool], graph_chunks: tuple[str, ...]
+    conn: Connection, q: _Statements, params: dict[str, Any], graph_chunks: tuple[str, ...]
 ) -> tuple[tuple[tuple[str, str, str], ...], int]:
     """The relation edges of the scope's items (those with a graph), and every edge that goes with them:
     item→chunk, chunk→entity and the relations."""
-    graph_scope = select(data.c.id).where(scope, data.c.graph_ok).scalar_subquery()
-    rel_rows = conn.execute(
-        select(relations.c.id, relations.c.source_id, relations.c.target_id).where(relations.c.data_id.in_(graph_scope))
-    ).all()
-    mentions = conn.execute(
-        select(func.count())
-        .select_from(chunk_entities)
-        .where(chunk_entities.c.chunk_id.in_(select(chunks.c.id).where(chunks.c.data_id.in_(graph_scope))))
-    ).scalar_one()
+    rel_rows = conn.execute(q.relations, params).all()
+    mentions = conn.execute(q.mentions, params).scalar_one()
     graph_relations = tuple(sorted((r.id, r.source_id, r.target_id) for r in rel_rows))
     return graph_relations, len(graph_chunks) + int(mentions) + len(graph_relations)
 
 
 def _files(
-    conn: Connection,
-    scope: ColumnElement[bool],
-    scope_ids: ScalarSelect[str],
-    items: _Items,
-    file_size: Callable[[str], int],
+    conn: Connection, q: _Statements, params: dict[str, Any], items: _Items, file_size: Callable[[str], int]
 ) -> tuple[tuple[str, ...], int, int]:
     """An owned file goes unless a live item outside the scope still points at it (same owner and content:
     keys are per owner); files added by reference are never touched. Returns (deleted, kept, bytes)."""
     if not items.owned_keys:
         return (), 0, 0
-    in_scope = select(data.c.file_key).where(scope, data.c.owned).scalar_subquery()
-    shared_q = (
-        select(data.c.file_key)
-        .where(data.c.file_key.in_(in_scope), data.c.owned, data.c.file_state == "stored", _live_other(scope_ids))
-        .distinct()
-    )
-    shared = {r[0] for r in conn.execute(shared_q).all()}
+    shared = {r[0] for r in conn.execute(q.shared_files, params).all()}
     deleted = tuple(sorted(items.owned_keys - shared))
     return deleted, len(items.owned_keys & shared), sum(file_size(k) for k in deleted)
 
 
 def _cache_keys(
-    conn: Connection, scope_ids: ScalarSelect[str], chunk_rows: Sequence[Row[Any, Any, Any]], cache_prefix: str
+    conn: Connection,
+    q: _Statements,
+    params: dict[str, Any],
+    chunk_rows: Sequence[Row[Any, Any, Any]],
+    cache_prefix: str,
 ) -> tuple[str, ...]:
     """A cached embedding goes unless a live chunk outside the scope has the same text."""
-    in_scope = select(chunks.c.text_hash).where(chunks.c.data_id.in_(scope_ids))
-    live_q = (
-        select(chunks.c.text_hash)
-        .join(data, data.c.id == chunks.c.data_id)
-        .where(chunks.c.text_hash.in_(in_scope), _live_other(scope_ids))
-        .distinct()
-    )
-    live = {r[0] for r in conn.execute(live_q).all()}
+    live = {r[0] for r in conn.execute(q.live_hashes, params).all()}
     return tuple(sorted(f"{cache_prefix}{h}" for h in {r.text_hash for r in chunk_rows} - live))

@@ -52,16 +52,21 @@ def removed_counts(plan: Plan) -> dict[str, int]:
 def insert_receipt(conn: Connection, journal_id: str, user: str, plan: Plan, erase: bool) -> None:
     """Called inside the purge transaction: the receipt exists exactly when the delete committed."""
     conn.execute(
-        receipts.insert().values(
-            id=journal_id, at=access.now(), user_name=user, op=plan.op,
-            counts=json.dumps(removed_counts(plan)), erase=erase,
-        )
+        _INSERT,
+        {
+            "id": journal_id, "at": access.now(), "user_name": user, "op": plan.op,
+            "counts": json.dumps(removed_counts(plan)), "erase": erase,
+        },
     )  # fmt: skip
 
 
 def mark_erased(conn: Connection) -> None:
     """Called where `erase_pending` is cleared: every receipt still waiting is now erased."""
-    conn.execute(update(receipts).where(receipts.c.erased_at.is_(None)).values(erased_at=access.now()))
+    conn.execute(_MARK_ERASED, {"erased_at": access.now()})
+
+
+_INSERT = receipts.insert()
+_MARK_ERASED = update(receipts).where(receipts.c.erased_at.is_(None))  # SET from the values given
 
 
 async def collect_needles(engine: Engine, plan: Plan) -> list[bytes]:

@@ -13,6 +13,7 @@ import logging
 from memsweep.storage.deletion import deleter
 from memsweep.storage.deletion.erasure import erase_if_pending
 from memsweep.storage.deletion.planner import Wipe, plan_scope
+from memsweep.storage.deletion.scopes import Scope
 from memsweep.storage.engine import Engine
 from memsweep.storage.ingest.rebuild import mark_for_rebuild, rebuild_if_pending
 from memsweep.storage.stores.metadata import get_state
@@ -59,7 +60,7 @@ async def rollback_adds(engine: Engine) -> None:
         lambda conn: plan_scope(
             conn,
             op="rollback_add",
-            scope=data.c.status == "ingesting",
+            scope=Scope("ingesting"),
             file_size=engine.file_size,
             cache_prefix=engine.cache_prefix,
         )

@@ -16,9 +16,9 @@ from sqlalchemy import Connection
 log = logging.getLogger("memsweep.erasure")
 
 
-async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> bool:
+async def erase_now(engine: Engine, *, vectors_rewritten: bool = False, checkpointed: bool = False) -> bool:
     """Rewrite what holds deleted bytes and drop old versions (ENGINES.md): LanceDB forced compaction and
-    cleanup (unless the caller just did it), SQLite WAL checkpoint; the graph holds no content and the
+    cleanup and SQLite WAL checkpoint (unless the caller just did them); the graph holds no content and the
     cache zeroes on delete. Returns True only when every step completed. `erase_pending` is cleared last,
     after a complete checkpoint, so a crash or a busy reader anywhere before leaves it set and the sweep
     (or the next start) erases again."""
@@ -27,7 +27,7 @@ async def erase_now(engine: Engine, *, vectors_rewritten: bool = False) -> bool:
     crash_point("mid_erase")
     # The indexes' remap over the rewritten fragments is folded in when writes pause (Engine._when_idle), not
     # here: after an add, folding its new row into the three BTREE indexes cost a delete 78 ms of its 128.
-    if not await engine.meta.checkpoint():
+    if not checkpointed and not await engine.meta.checkpoint():
         log.warning("erase pending: another process is reading the metadata database; the sweep will retry")
         return False
 

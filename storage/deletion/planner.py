@@ -58,7 +58,7 @@ class _Statements:
     live_hashes: Select[Any]
 
 
-KEPT_NAMES = (
+_KEPT_NAMES = (
     select(entities.c.name).where(entities.c.id.in_(bindparam("kept", expanding=True))).order_by(entities.c.name)
 )
 
@@ -186,7 +186,7 @@ def _entities(conn: Connection, q: _Statements, params: dict[str, Any], memory_o
     kept = sorted(entity_set & held_any)
     names: tuple[str, ...] = ()
     if kept:
-        names = tuple(r[0] for r in conn.execute(KEPT_NAMES, {"kept": kept[:MAX_KEPT_NAMES]}).all())
+        names = tuple(r[0] for r in conn.execute(_KEPT_NAMES, {"kept": kept[:MAX_KEPT_NAMES]}).all())
     return _Entities(
         # memory_only: the rows stay (the items stay); only the graph loses what no other item's graph needs
         meta_ids=() if memory_only else tuple(sorted(entity_set - held_any)),

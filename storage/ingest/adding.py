@@ -333,7 +333,7 @@ def _store_rows(
     if ent_ids:
         existing = {r[0] for r in conn.execute(select(entities.c.id).where(entities.c.id.in_(list(ent_ids.values()))))}
     # A new entity shows what its first item says; later items' words are kept per item (data_entities),
-    # and the entity row is recomputed from the live ones when an item goes (deleter._purge).
+    # and the entity row is recomputed from the live ones when an item goes (purge.purge).
     new_rows = [
         {"id": ent_ids[n], "owner_id": ds.owner_id, "norm": n, **item.found[n]}
         for n in item.found

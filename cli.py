@@ -278,6 +278,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         server = create_server(settings, engine=engine)
+        heap.freeze_startup_objects()
         return run_until_stopped(server, server.run_stdio_async)
     if args.host not in LOOPBACK:
         print(
@@ -288,6 +289,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     security = security_settings(args.host, args.port, args.allow_host)
     url_host = f"[{args.host}]" if _is_ipv6(args.host) else args.host
     server = create_server(settings, http_url=f"http://{url_host}:{args.port}", engine=engine)
+    heap.freeze_startup_objects()
     print(
         f"memsweep {_version()}: MCP over HTTP on http://{url_host}:{args.port}/mcp; stop it with Ctrl-C.",
         file=sys.stderr,

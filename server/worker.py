@@ -25,6 +25,8 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from memsweep.storage import heap
+
 if TYPE_CHECKING:
     from memsweep.api import Memory
 
@@ -194,6 +196,7 @@ async def main(settings: Any) -> None:
         writer.write(dumps(("failed", portable(exc))))
         await writer.drain()
         return
+    heap.freeze_startup_objects()
     writer.write(dumps(("ready",)))
     background = [loop.create_task(_sweep_expired(memory))]
     next_expiry: datetime | None = None
@@ -217,8 +220,6 @@ async def main(settings: Any) -> None:
 def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when a Ctrl-C stops this process
     logging.basicConfig(stream=sys.stderr, level="WARNING", format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from memsweep.storage import heap
-
     heap.tune_for_server()  # this process is ours: fewer arenas, freed large blocks go back to the system
     settings = _read_settings()
     if settings is None:  # the server ended before it sent anything

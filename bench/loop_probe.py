@@ -6,7 +6,9 @@ bench/probe_site/sitecustomize.py installs it in every Python process started wi
 server and each engine process it starts); each writes `LOOP_PROBE_OUT.<pid>.json`. A thread posts a callback to the server's event loop every 5 ms and measures how late it runs: the loop's
 stall (a close, open or compaction run on the loop instead of a worker thread shows up here). Every second
 and at exit it writes the worst stall, the count of stalls over 20 ms and the ten worst with their times
-(seconds since start). It changes nothing in the processes but their `asyncio.run`.
+(seconds since start); when a callback is CAUGHT_MS late, the stacks of every thread (the first five
+times, under "caught": that is how the anyio backend import below was found). It changes nothing in the
+processes but their `asyncio.run`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Coroutine
 from typing import Any
 
 PERIOD = 0.005
+CAUGHT_MS = 10  # a callback this late: what every thread is doing is recorded (the first few times)
 
 
 class Probe:
@@ -30,6 +35,7 @@ class Probe:
         self.over_20 = 0
         self.samples = 0
         self.lock = threading.Lock()
+        self.caught: list[dict[str, Any]] = []  # stacks of every thread while the loop was late
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         last_write = 0.0
@@ -45,6 +51,8 @@ class Probe:
                 loop.call_soon_threadsafe(mark)
             except Exception:  # the loop closed, or the interpreter is shutting down
                 break
+            if not ran.wait(CAUGHT_MS / 1000) and len(self.caught) < 5:
+                self.catch(posted)
             while not ran.wait(1.0):
                 if loop.is_closed():
                     break
@@ -53,6 +61,19 @@ class Probe:
                 last_write = time.monotonic()
             time.sleep(PERIOD)
         self.write()
+
+    def catch(self, posted: float) -> None:
+        """What each thread runs now, CAUGHT_MS after a callback was posted that has not run yet. Taking the
+        stacks needs the GIL: a C call that holds it shows as the frame that called it, once it returns."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        stacks = {
+            names.get(ident, str(ident)): [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in
+                                           traceback.extract_stack(frame)[-40:]]
+            for ident, frame in sys._current_frames().items() if ident != threading.get_ident()
+        }  # fmt: skip
+        with self.lock:
+            self.caught.append({"at_s": round(posted - self.start, 2), "late_ms": round((time.monotonic() - posted) * 1000, 1),
+                                "threads": stacks})  # fmt: skip
 
     def record(self, ms: float, at: float) -> None:
         with self.lock:
@@ -71,6 +92,7 @@ class Probe:
                 "worst_ms": round(self.worst[0][0], 2) if self.worst else 0.0,
                 "over_20ms": self.over_20,
                 "top": [{"ms": round(ms, 2), "at_s": round(at, 2)} for ms, at in self.worst],
+                "caught": self.caught,
             }
         tmp = self.out + ".tmp"
         with open(tmp, "w") as f:

@@ -166,6 +166,9 @@ def _load_engines(graph_backend: str) -> None:
     if graph_backend in BACKENDS:  # an unknown one is reported by the open, in the caller's words
         with contextlib.suppress(ImportError):  # likewise a backend that is not installed
             importlib.import_module(BACKENDS[graph_backend][0])
+    # anyio imports its asyncio backend at the first worker-thread call, on the loop (the open's first
+    # metadata read): 14-19 ms of the engine process's worst loop stalls (bench/loop_probe.py caught it).
+    importlib.import_module("anyio._backends._asyncio")
 
 
 async def main(settings: Any) -> None:

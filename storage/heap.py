@@ -1,10 +1,11 @@
-"""Giving freed native memory back to the system (issue 12: memory that stays flat).
+"""Giving freed native memory back to the system (issue 12: memory that stays flat), and keeping the
+objects made at start-up out of the garbage collector's full passes (a stall of the event loop otherwise).
 
 Lance, Kuzu and SQLite allocate through glibc's malloc from several threads. glibc keeps what they free in
 per-thread arenas and seldom returns it, so a long-lived server's RSS only grew: after 1,000 single adds in
 one process, `malloc_trim(0)` gave back 37–40 MB that nothing used any more, and capping the arenas at two
 took 22 MB off the same run; fixed mmap and trim thresholds (below) return large freed blocks at once.
-All are glibc calls through ctypes; elsewhere (musl, macOS) they are skipped.
+The malloc calls are glibc's, through ctypes; elsewhere (musl, macOS) they are skipped.
 """
 
 from __future__ import annotations

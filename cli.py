@@ -224,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _restart_without_thread_cache() -> None:
+    """The commands below open the store in this process: start it again, once, as the server starts its
+    engine process, without glibc's per-thread cache of freed blocks (storage/heap.py: the graph engine
+    must get zeroed blocks only, or a deleted memory can reach its files)."""
+    from memsweep.storage import heap
+
+    if not heap.thread_cache_on(os.environ):
+        return
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "memsweep", *sys.argv[1:]], heap.without_thread_cache(os.environ))
+
+
 def _main(argv: list[str] | None = None) -> int:
     from memsweep.errors import InvalidInput, MemsweepError, NotFound
 
@@ -238,6 +250,8 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "install":
         return _install(settings, args)
 
+    if argv is None:
+        _restart_without_thread_cache()
     if getattr(args, "file", None):
         args.file = os.path.abspath(args.file)  # relative to where the person ran the command
     if getattr(args, "output", None):

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import Any
 from memsweep.config import Settings
 from memsweep.errors import StoreUnavailable
 from memsweep.server.worker import dumps, read_frame
+from memsweep.storage import heap
 
 log = logging.getLogger("memsweep.server")
 
@@ -42,6 +44,7 @@ def launch(settings: Settings) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "memsweep.server.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
         start_new_session=True,  # a terminal's Ctrl-C goes to the server, which closes the engine in order
+        env=heap.without_thread_cache(os.environ),  # every block the graph engine gets is zeroed (heap.py)
     )  # fmt: skip
     assert proc.stdin is not None
     proc.stdin.write(dumps(("settings", settings)))

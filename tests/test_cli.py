@@ -195,3 +195,37 @@ def test_verify_and_the_receipt_on_the_command_line(run) -> None:
     shown = run("audit", "--receipt", done["receipt_id"])
     assert shown.returncode == 0 and "0 hits" in shown.stdout and "bytes erased: at" in shown.stdout
     assert run("audit", "--receipt", "123e4567-e89b-12d3-a456-426614174000").returncode == 2
+
+
+def test_a_store_command_starts_again_without_glibcs_thread_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands that open the store in their own process start once more with the tunable the server's
+    engine process gets (storage/heap.py), keeping the caller's other tunables; then they run."""
+    from memsweep import cli
+    from memsweep.storage import heap
+
+    if not heap.thread_cache_on({}):  # not glibc
+        pytest.skip("glibc only")
+    started: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        started.append((path, argv, env))
+        raise SystemExit(0)  # in place of the new program
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr(sys, "argv", ["memsweep", "--data-dir", "/nonexistent/x", "datasets"])
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    with pytest.raises(SystemExit):
+        cli.main()
+    ((path, argv, env),) = started
+    assert path == sys.executable and argv == [
+        sys.executable,
+        "-m",
+        "memsweep",
+        "--data-dir",
+        "/nonexistent/x",
+        "datasets",
+    ]
+    assert env["GLIBC_TUNABLES"] == f"{heap.NO_THREAD_CACHE}:glibc.malloc.arena_max=2"
+    monkeypatch.setenv("GLIBC_TUNABLES", env["GLIBC_TUNABLES"])  # the restarted process goes on
+    cli._restart_without_thread_cache()
+    assert len(started) == 1

@@ -17,6 +17,7 @@ from memsweep.api import Memory
 from memsweep.config import Settings
 from memsweep.server.app import create_server
 from memsweep.server.engine_process import EngineProcess
+from memsweep.storage import heap
 from memsweep.storage.stores.metadata import MetadataStore, get_state, sqlite_url
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +50,10 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
+def environ_of(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/environ").read_text().split("\0")
+
+
 async def test_an_idle_server_ends_its_engine_process_and_the_next_call_starts_one(settings: Settings) -> None:
     server = create_server(settings.with_(engine_idle_seconds=0.5))
     async with Client(server, mode="legacy") as c:
@@ -56,6 +61,8 @@ async def test_an_idle_server_ends_its_engine_process_and_the_next_call_starts_o
         added = await call(c, "add", {"dataset": "notes", "text": "Alice moved to Lisbon in May."})
         first = engine.pid
         assert first is not None and running(first)
+        # no per-thread cache of freed blocks: the graph's calls get zeroed blocks only (storage/heap.py)
+        assert f"GLIBC_TUNABLES={heap.NO_THREAD_CACHE}" in environ_of(first)
         await until(lambda: engine.pid is None)
         await until(lambda: not running(first))
 

@@ -4,25 +4,34 @@ The graph is a derived index (DESIGN.md): it holds ids only, never names or text
 cannot linger in its files (ENGINES.md: `DETACH DELETE` + `CHECKPOINT` left node text on disk) and the
 metadata store can rebuild it at any time. Decisions (is this node shared?) are never read from here.
 
-One `Database` per path per process and one connection that every call goes through under a lock:
-Kuzu allows one write transaction at a time, and a failed `BEGIN` poisons the connection (the next
-statement segfaults), so after any transaction error the connection is thrown away and reopened.
+One `Database` per path per process and one connection, and every call into it (open, statements, close)
+runs on one thread, the graph thread, one call at a time: Kuzu allows one write transaction at a time,
+and a failed `BEGIN` poisons the connection (the next statement segfaults), so after any transaction
+error the connection is thrown away and reopened.
+
+On that thread glibc zeroes every block it hands out (storage/heap.py): Kuzu and ladybug write blocks they
+never filled into their files, and a block freed after holding a deleted text or vector was found in
+`graph.kuzu` after its erase. The thread does nothing else, so its own cache of freed blocks, which the
+zeroing does not reach, holds only what the graph freed.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import re
 import shutil
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from memsweep.errors import StoreUnavailable
+from memsweep.storage import heap
 
 SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Item(id STRING, dataset_id STRING, PRIMARY KEY(id))",
@@ -105,6 +114,34 @@ class GraphStore(Protocol):
     def close(self) -> None: ...
 
 
+T = TypeVar("T")
+_thread: ThreadPoolExecutor | None = None  # the graph thread, one per process, started at the first call
+_thread_start = threading.Lock()
+_on_thread = threading.local()
+
+
+def _graph_thread(method: Callable[..., T]) -> Callable[..., T]:
+    """Run the method on the graph thread, with allocations zeroed (see the module's docstring); a call
+    made there already (`wipe` closing and opening) runs in place. The caller's thread waits for it."""
+
+    def inside(store: EmbeddedGraphStore, *args: Any, **kwargs: Any) -> T:
+        _on_thread.active = True
+        with heap.zeroed_allocations():
+            return method(store, *args, **kwargs)
+
+    @functools.wraps(method)
+    def call(store: EmbeddedGraphStore, *args: Any, **kwargs: Any) -> T:
+        global _thread
+        if getattr(_on_thread, "active", False):
+            return method(store, *args, **kwargs)
+        with _thread_start:
+            if _thread is None:
+                _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsweep-graph")
+        return _thread.submit(inside, store, *args, **kwargs).result()
+
+    return call
+
+
 class EmbeddedGraphStore:
     """Kuzu or ladybug (same API, incompatible files, and they cannot share one process)."""
 
@@ -125,7 +162,6 @@ class EmbeddedGraphStore:
         self.backend = backend
         self.root = root
         self.path = root / filename
-        self._lock = threading.RLock()
         self._db: Any = None
         self._conn: Any = None
         self._prepared: dict[str, Any] = {}  # query text → prepared statement of `_conn`
@@ -133,45 +169,45 @@ class EmbeddedGraphStore:
         self.created = False  # true when open() found no graph file (the graph must be rebuilt)
 
     # -- lifecycle -------------------------------------------------------------------------------------
+    @_graph_thread
     def open(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                return
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.created = not self.path.exists()
-            kwargs: dict[str, Any] = {"buffer_pool_size": self.buffer_mb * 2**20}
-            if self.backend == "ladybug":
-                # ENGINES.md: ladybug's WAL replay can fail on a torn tail after a crash; this recovers
-                # every acknowledged write.
-                kwargs["throw_on_wal_replay_failure"] = False
-            try:
-                self.load_module()
-                self._db = self._mod.Database(str(self.path), **kwargs)
-                self._conn = self._mod.Connection(self._db)
-                self._prepared.clear()
-                for stmt in SCHEMA:
-                    self._conn.execute(stmt)
-            except Exception as exc:
-                self._db = self._conn = None
-                raise StoreUnavailable(
-                    f"Cannot open the graph at {self.path}: {exc}. Metadata, files and vectors were not "
-                    "touched; if the graph is damaged, `memsweep doctor --repair` rebuilds it from metadata."
-                ) from exc
+        if self._db is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.created = not self.path.exists()
+        kwargs: dict[str, Any] = {"buffer_pool_size": self.buffer_mb * 2**20}
+        if self.backend == "ladybug":
+            # ENGINES.md: ladybug's WAL replay can fail on a torn tail after a crash; this recovers
+            # every acknowledged write.
+            kwargs["throw_on_wal_replay_failure"] = False
+        try:
+            self.load_module()
+            self._db = self._mod.Database(str(self.path), **kwargs)
+            self._conn = self._mod.Connection(self._db)
+            self._prepared.clear()
+            for stmt in SCHEMA:
+                self._conn.execute(stmt)
+        except Exception as exc:
+            self._db = self._conn = None
+            raise StoreUnavailable(
+                f"Cannot open the graph at {self.path}: {exc}. Metadata, files and vectors were not "
+                "touched; if the graph is damaged, `memsweep doctor --repair` rebuilds it from metadata."
+            ) from exc
 
+    @_graph_thread
     def load_module(self) -> None:
         """Import the backend (blocking, ~50 ms; a server's engine process imports it before it serves)."""
-        with self._lock:
-            if self._mod is None:
-                self._mod = importlib.import_module(self._module_name)
+        if self._mod is None:
+            self._mod = importlib.import_module(self._module_name)
 
+    @_graph_thread
     def close(self) -> None:
-        with self._lock:
-            self._prepared.clear()
-            if self._conn is not None:
-                self._conn.close()
-            if self._db is not None:
-                self._db.close()
-            self._db = self._conn = None
+        self._prepared.clear()
+        if self._conn is not None:
+            self._conn.close()
+        if self._db is not None:
+            self._db.close()
+        self._db = self._conn = None
 
     @property
     def is_open(self) -> bool:
@@ -202,38 +238,39 @@ class EmbeddedGraphStore:
             self._prepared[query] = statement
         return self._conn.execute(statement, params)
 
+    @_graph_thread
     def _run(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Run parameterised statements in one write transaction."""
         if not statements:
             return
-        with self._lock:
-            self.open()
+        self.open()
+        try:
+            self._conn.execute("BEGIN TRANSACTION")
+        except Exception as exc:
+            self._reset_connection()
+            raise StoreUnavailable(f"The graph refused a transaction: {exc}") from exc
+        try:
+            for query, params in statements:
+                self._execute(query, params)
+            self._conn.execute("COMMIT")
+        except Exception:
             try:
-                self._conn.execute("BEGIN TRANSACTION")
-            except Exception as exc:
-                self._reset_connection()
-                raise StoreUnavailable(f"The graph refused a transaction: {exc}") from exc
-            try:
-                for query, params in statements:
-                    self._execute(query, params)
-                self._conn.execute("COMMIT")
+                self._conn.execute("ROLLBACK")
             except Exception:
-                try:
-                    self._conn.execute("ROLLBACK")
-                except Exception:
-                    pass  # a failed statement can end the transaction itself; the first error is the one to tell
-                finally:
-                    self._reset_connection()
-                raise
+                pass  # a failed statement can end the transaction itself; the first error is the one to tell
+            finally:
+                self._reset_connection()
+            raise
 
+    @_graph_thread
     def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
-        with self._lock:
-            self.open()
-            if params:
-                return cast(list[list[Any]], self._execute(query, params).get_all())
-            return cast(list[list[Any]], self._conn.execute(query).get_all())
+        self.open()
+        if params:
+            return cast(list[list[Any]], self._execute(query, params).get_all())
+        return cast(list[list[Any]], self._conn.execute(query).get_all())
 
     # -- writes (MERGE and MATCH-by-key: every step can be re-run) --------------------------------------
+    @_graph_thread
     def add(self, change: GraphAdd) -> None:
         entities = _keyed("MERGE (:Entity {id: r.id})", [{"id": e} for e in dict.fromkeys(change.entities)])
         # A new add's relation ids are new too: CREATE (MERGE searched the entity's edges, see below).
@@ -284,6 +321,7 @@ class EmbeddedGraphStore:
             + relations
         )
 
+    @_graph_thread
     def delete(self, change: GraphDelete) -> None:
         # Dependency order: relation edges, chunks, items, entities (DETACH takes the provenance edges).
         self._run(
@@ -296,18 +334,19 @@ class EmbeddedGraphStore:
             + _keyed("MATCH (e:Entity {id: r.id}) DETACH DELETE e", [{"id": i} for i in change.entity_ids])
         )
 
+    @_graph_thread
     def wipe(self) -> None:
         """Remove the graph's files (main file and WAL together: a lone `.wal` breaks the next open)."""
-        with self._lock:
-            self.close()
-            for path in self.root.glob(self.path.name + "*"):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-            self.open()
+        self.close()
+        for path in self.root.glob(self.path.name + "*"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        self.open()
 
     # -- reads -----------------------------------------------------------------------------------------
+    @_graph_thread
     def neighbours(self, entity_ids: Sequence[str]) -> set[str]:
         if not entity_ids:
             return set()
@@ -317,6 +356,7 @@ class EmbeddedGraphStore:
         )
         return {r[0] for r in rows}
 
+    @_graph_thread
     def snapshot(self) -> GraphSnapshot:
         return GraphSnapshot(
             items={r[0] for r in self._rows("MATCH (d:Item) RETURN d.id")},

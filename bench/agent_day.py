@@ -82,6 +82,34 @@ def memory_mb(pid: int) -> dict[str, float]:
     }
 
 
+def rss_by_mapping(pid: int) -> dict[str, float]:
+    """Where one process's RSS sits (the profile behind the totals): each large library's code and data,
+    the graph's buffer pool (Kuzu reserves it as one anonymous mapping of terabytes), the main heap, and
+    the other anonymous memory (malloc's other arenas, Python's object arenas, thread stacks)."""
+    out: dict[str, float] = {}
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return out
+    name = ""
+    for line in text.splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            path = head[5] if len(head) > 5 else ""
+            if not path:
+                name = "graph buffer pool" if end - start >= 2**40 else "other anonymous"
+            elif path.startswith("["):
+                name = "heap" if path == "[heap]" else "other anonymous"
+            else:
+                base = Path(path).name
+                name = next((k for k in ("lance", "arrow", "kuzu", "lbug", "python", "numpy") if k in base),
+                            "other files")  # fmt: skip
+        elif head and head[0] == "Rss:":
+            out[name] = out.get(name, 0.0) + int(head[1]) / 1024
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
@@ -175,6 +203,7 @@ async def run(args: argparse.Namespace) -> dict:
                 row = {
                     "adds": i, **memory_mb(pid), "dir_mb": round(dir_mb(data_dir), 2),
                     "fragments": frags, "versions": versions, "loop_worst_ms": loop["worst_ms"],
+                    "engine_rss_by_mapping": {str(p): rss_by_mapping(p) for p in children(pid)},
                     **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
                     **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
                 }  # fmt: skip

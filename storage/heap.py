@@ -1,6 +1,7 @@
-"""What the process's heap holds and gives back: freed memory overwritten before anything can write it to
-disk (erasure), freed native memory given back to the system (issue 12: memory that stays flat), and the
-objects made at start-up kept out of the garbage collector's full passes (a stall of the event loop).
+"""What the process's heap hands out and gives back: zeroed blocks for the graph engine, so nothing the
+process freed reaches the graph's files (erasure), freed native memory given back to the system (issue 12:
+memory that stays flat), and the objects made at start-up kept out of the garbage collector's full passes
+(a stall of the event loop).
 
 Kuzu 0.11.3 and ladybug 0.22 write uninitialised heap memory into their database files: blocks filled
 with a marker and freed before a store's adds left 505–508 copies of the marker in `graph/graph.kuzu`

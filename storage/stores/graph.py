@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
 import re
 import shutil
 import threading
@@ -118,6 +119,14 @@ T = TypeVar("T")
 _thread: ThreadPoolExecutor | None = None  # the graph thread, one per process, started at the first call
 _thread_start = threading.Lock()
 _on_thread = threading.local()
+
+
+def _forget_thread_in_child() -> None:
+    global _thread
+    _thread = None  # a forked child has no graph thread: its calls would wait for one forever
+
+
+os.register_at_fork(after_in_child=_forget_thread_in_child)
 
 
 def _graph_thread(method: Callable[..., T]) -> Callable[..., T]:

@@ -5,6 +5,7 @@ nothing proves nothing without one) and so must its vector bytes; the deleted it
 float32 bytes of its vectors must be found nowhere.
 """
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -245,7 +246,7 @@ def _freed_blocks_with(marker: bytes, smallest: int = 0) -> None:
         libc.free(block)
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 async def test_freed_heap_memory_never_reaches_the_graph_files(settings: Settings) -> None:
     """Kuzu and ladybug write blocks they never filled into their files (storage/heap.py): before the graph's
     calls ran on their own thread with zeroed allocations, blocks freed with a marker in them before and

@@ -1,5 +1,5 @@
-"""The malloc settings (storage/heap.py), in fresh processes: the server's tuning, and the scrub of freed
-memory that every process opening a store gets (in the test process it is on once any store opened)."""
+"""The malloc settings (storage/heap.py), in fresh processes: the server's tuning, and the zeroed blocks the
+graph engine gets (with and without glibc's per-thread cache)."""
 
 import os
 import subprocess
@@ -125,8 +125,9 @@ MARKER = b"QXFREED!"
 
 
 def freed_markers():
-    blocks = [libc.malloc(s) for s in [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144] * 20]
-    for b, s in zip(blocks, [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144] * 20):
+    sizes = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144] * 20
+    blocks = [libc.malloc(s) for s in sizes]
+    for b, s in zip(blocks, sizes):
         ctypes.memmove(b, MARKER * (s // 8), s)
     for b in blocks:
         libc.free(b)

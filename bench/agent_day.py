@@ -103,7 +103,7 @@ def rss_by_mapping(pid: int) -> dict[str, float]:
                 name = "heap" if path == "[heap]" else "other anonymous"
             else:
                 base = Path(path).name
-                name = next((k for k in ("lance", "arrow", "kuzu", "lbug", "python", "numpy") if k in base),
+                name = next((k for k in ("lance", "arrow", "kuzu", "lbug", "python") if k in base),
                             "other files")  # fmt: skip
         elif head and head[0] == "Rss:":
             out[name] = out.get(name, 0.0) + int(head[1]) / 1024

@@ -12,6 +12,7 @@ import signal
 STEPS = (
     "after_journal",
     "mid_vectors",
+    "mid_vector_rewrite",
     "after_vectors",
     "mid_graph",
     "after_graph",

@@ -63,8 +63,8 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-ALL_STEPS = ["after_journal", "mid_vectors", "after_vectors", "mid_graph", "after_graph", "mid_files",
-             "after_files", "after_purge", "mid_erase"]  # fmt: skip
+ALL_STEPS = ["after_journal", "mid_vectors", "mid_vector_rewrite", "after_vectors", "mid_graph", "after_graph",
+             "mid_files", "after_files", "after_purge", "mid_erase"]  # fmt: skip
 CASES = [("delete_data", s) for s in ALL_STEPS]
 CASES += [
     (op, s)

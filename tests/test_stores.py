@@ -12,7 +12,7 @@ from memsweep.storage.stores.cache import SqliteEmbeddingCache
 from memsweep.storage.stores.files import LocalFileStore, sha256_bytes
 from memsweep.storage.stores.graph import PER_KEY_MAX, EmbeddedGraphStore, GraphAdd, GraphDelete
 from memsweep.storage.stores.metadata import MetadataStore, get_state, set_state, sqlite_url
-from memsweep.storage.stores.vectors import LanceVectorStore, VectorRow
+from memsweep.storage.stores.vectors import DELETE_BATCH, LanceVectorStore, VectorRow
 
 BACKEND = os.environ.get("MEMSWEEP_GRAPH_BACKEND", "kuzu")
 
@@ -152,6 +152,51 @@ def test_vector_store_deletes_by_validated_ids_and_erases(tmp_path: Path) -> Non
     assert vs.count() == 39
     vs.drop()
     assert vs.count() == 0
+
+
+def test_delete_erasing_rewrites_only_what_held_deleted_rows(tmp_path: Path) -> None:
+    """The erasing delete (one Rewrite commit instead of a delete and a compaction): the rows of its ids go,
+    and so do the rows an earlier erase=false delete only marked; a fragment left empty goes whole; every
+    kept row stays findable through the id filters, before and after the indexes are folded; the deleted
+    vectors are in no file once `erase` has cleaned the old versions; a second call changes nothing."""
+    import lance
+
+    vs = LanceVectorStore(tmp_path / "vectors", 8)
+    rows = [VectorRow(u(), u(), u(), np.random.default_rng(i).random(8)) for i in range(61)]
+    vs.add(rows[:30])
+    vs.add(rows[30:60])
+    vs.add(rows[60:])  # a fragment of one row
+    vs.ensure_indexes()
+    marked = rows[45]
+    vs.delete_data([marked.data_id])  # erase=false: only a deletion file
+    gone = [rows[3], rows[60], marked]
+    vs.delete_erasing([rows[3].data_id, rows[60].data_id, u()])
+    assert vs.index_fold_due
+    ds = lance.dataset(str(vs.uri))
+    assert len(ds.get_fragments()) == 2 and not any(f.metadata.deletion_file for f in ds.get_fragments())
+    kept = [r for r in rows if r not in gone]
+
+    def findable() -> None:
+        assert vs.chunk_ids() == {r.chunk_id for r in kept}
+        for r in (kept[0], kept[29], kept[-1]):
+            assert vs.rows_for([r.chunk_id]).keys() == {r.chunk_id}
+            assert vs.search(r.vector, 1, [r.dataset_id])[0].chunk_id == r.chunk_id
+
+    findable()
+    version = lance.dataset(str(vs.uri)).version
+    vs.delete_erasing([rows[3].data_id])  # idempotent: nothing left to rewrite, no commit
+    assert lance.dataset(str(vs.uri)).version == version
+    vs.erase()  # only the cleanup is left
+    files = b"".join(p.read_bytes() for p in vs.uri.rglob("*") if p.is_file())
+    for r in gone:
+        assert np.asarray(r.vector, dtype=np.float32).tobytes() not in files
+    assert np.asarray(kept[10].vector, dtype=np.float32).tobytes() in files  # positive control
+    vs.fold_indexes()
+    findable()
+    vs.delete_data([kept[5].data_id])  # an id filter after the fold finds a rewritten fragment's row
+    assert vs.count() == len(kept) - 1
+    with pytest.raises(ValueError, match="at most"):
+        vs.delete_erasing([u() for _ in range(DELETE_BATCH + 1)])
 
 
 def test_a_table_with_compressed_ids_is_rewritten_plain_by_its_next_erase(tmp_path: Path) -> None:

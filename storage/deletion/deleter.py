@@ -163,12 +163,13 @@ async def apply(
             # crash in either leaves the journal open; so their order does not matter, and together they
             # cost the slower of the two (graph 1.6-2 ms beside a 4-5 ms vector delete at 1,000 items).
             derived.start_soon(_delete_graph, engine, plan)
-            await _delete_vectors(engine, plan)
+            await _delete_vectors(engine, plan, erase)
             if erase:
-                # The vector rewrite is the slowest part of an erase and needs nothing below, so it runs in
-                # its own worker thread while the files and metadata are done (-8 ms per delete_data at 10k
-                # items). A crash meanwhile leaves the journal open (or erase_pending set with the purge),
-                # and the next start deletes and rewrites again: both steps are idempotent.
+                # What is left of the vectors' erase (the cleanup of old versions; the forced rewrite too after
+                # a large delete) needs nothing below, so it runs in its own worker thread while the files and
+                # metadata are done (-8 ms per delete_data at 10k items). A crash meanwhile leaves the journal
+                # open (or erase_pending set with the purge), and the next start deletes and erases again:
+                # both steps are idempotent.
                 tg.start_soon(engine.run, engine.vectors.erase)
         await tick(2, "vectors deleted")
         await tick(3, "graph nodes and edges deleted")
@@ -193,9 +194,13 @@ async def apply(
     return erased
 
 
-async def _delete_vectors(engine: Engine, plan: Plan) -> None:
+async def _delete_vectors(engine: Engine, plan: Plan, erase: bool) -> None:
     if plan.wipe.vector or plan.wipe.metadata:
         await engine.run(engine.vectors.drop)
+    elif erase and len(plan.vector_data_ids) <= DELETE_BATCH:
+        # The rows go with the rewrite that erases them: one commit instead of a delete and a compaction.
+        await engine.run(engine.vectors.delete_erasing, plan.vector_data_ids)
+        crash_point("mid_vectors")
     else:
         for i, part in enumerate(batches(plan.vector_data_ids, DELETE_BATCH)):
             await engine.run(engine.vectors.delete_data, part)

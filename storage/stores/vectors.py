@@ -66,6 +66,7 @@ class VectorHit:
 class VectorStore(Protocol):
     def add(self, rows: Sequence[VectorRow]) -> None: ...
     def delete_data(self, data_ids: Sequence[str]) -> None: ...
+    def delete_erasing(self, data_ids: Sequence[str]) -> None: ...
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]: ...
     def chunk_ids(self) -> set[str]: ...
     def count(self) -> int: ...
@@ -85,7 +86,8 @@ def _in_list(column: str, ids: Iterable[str]) -> str:
 
 def _plain_ids(ds: Any) -> None:
     """A table made before the id columns were stored uncompressed gets the setting before its first
-    rewrite (one metadata commit; the rewrite then writes them plain, and so does every later write)."""
+    rewrite (one metadata commit, `ds` moves to it; the rewrite then writes them plain, and so does every
+    later write)."""
     stale = {
         name: PLAIN
         for name in ID_COLUMNS
@@ -93,6 +95,11 @@ def _plain_ids(ds: Any) -> None:
     }
     if stale:
         ds.update_field_metadata(stale)
+
+
+def _with_deletions(ds: Any) -> list[Any]:
+    """The fragments that still hold rows a delete only marked (a deletion file beside the data)."""
+    return [f for f in ds.get_fragments() if f.metadata.deletion_file is not None]
 
 
 def _committing(method: Callable[..., T]) -> Callable[..., T]:
@@ -188,6 +195,49 @@ class LanceVectorStore:
         for start in range(0, len(ids), DELETE_BATCH):
             ds.delete(_in_list("data_id", ids[start : start + DELETE_BATCH]))
 
+    @_committing
+    def delete_erasing(self, data_ids: Sequence[str]) -> None:
+        """`delete_data` and the rewrite of `erase` in one commit, for at most DELETE_BATCH ids: every fragment
+        that holds one of their rows, or rows an earlier delete only marked, is written anew without them and
+        swapped in by Lance's Rewrite operation (the commit a compaction makes). The old versions, which
+        still hold the bytes, stay until `erase` cleans them. Measured against `delete_data` + the forced
+        compaction + the cleanup, interleaved on copies of one table, one item per call: 14.3 → 10.0 ms at
+        1,000 rows, 22.0 → 15.1 ms at 5,000. The rewritten fragments are outside the id indexes until the
+        next fold (`index_fold_due`); filters scan them meanwhile, and the fold drops the replaced rows'
+        index entries. Idempotent."""
+        import lance
+
+        ids = sorted(set(data_ids))
+        if len(ids) > DELETE_BATCH:
+            raise ValueError(f"delete_erasing takes at most {DELETE_BATCH} ids; use delete_data and erase")
+        ds = self._open()
+        if ds is None or not ids:
+            return
+        where = _in_list("data_id", ids)
+        hit = ds.to_table(columns=[], filter=where, with_row_address=True)
+        holding = {address >> 32 for address in hit["_rowaddr"].to_pylist()}  # a row address is (fragment, row)
+        fragments = {f.fragment_id: f for f in _with_deletions(ds)}
+        fragments.update((i, ds.get_fragment(i)) for i in holding)
+        if not fragments:
+            return
+        _plain_ids(ds)
+        groups = []
+        for fragment in fragments.values():
+            kept = fragment.to_table(filter=f"NOT ({where})")  # a marked row is not read at all
+            new = []
+            if kept.num_rows:
+                new = lance.fragment.write_fragments(
+                    kept, str(self.uri), schema=ds.schema, max_rows_per_file=TARGET_ROWS_PER_FRAGMENT,
+                    data_storage_version=ds.data_storage_version,
+                )  # fmt: skip
+            groups.append(lance.LanceOperation.RewriteGroup(old_fragments=[fragment.metadata], new_fragments=new))
+        # A crash here leaves new data files no version refers to (and none of the deleted rows): the resumed
+        # delete writes them again, and the erase's cleanup removes these.
+        crash_point("mid_vector_rewrite")
+        operation = lance.LanceOperation.Rewrite(groups=groups, rewritten_indices=[])
+        lance.LanceDataset.commit(str(self.uri), operation, read_version=ds.version)
+        self.index_fold_due = True
+
     def search(self, vector: np.ndarray, limit: int, dataset_ids: Sequence[str] | None) -> list[VectorHit]:
         if dataset_ids is not None and not dataset_ids:
             return []
@@ -265,10 +315,13 @@ class LanceVectorStore:
 
     @_committing
     def erase(self) -> None:
-        """Make deleted rows unrecoverable: rewrite every fragment with a deletion, drop old versions."""
-        if not self.uri.exists():
+        """Make deleted rows unrecoverable: rewrite every fragment with a deletion, drop old versions. After
+        `delete_erasing` no fragment has one, and only the cleanup is left."""
+        ds = self._open()
+        if ds is None:
             return
-        self._rewrite()
+        if _with_deletions(ds):
+            self._rewrite()
         self._cleanup()
 
     @_committing
@@ -284,7 +337,6 @@ class LanceVectorStore:
         self._session = None  # before the fold, so the fresh session caches the new indexes for searches
         self.ensure_indexes()
         self._drop_old_versions()
-        self.commits_since_compact = 0
 
     @_committing
     def fold_indexes(self) -> None:
@@ -310,13 +362,13 @@ class LanceVectorStore:
             defer_index_remap=True,
         )
         self.index_fold_due = True
+        self.commits_since_compact = 0  # the small fragments of single adds were merged too
 
     def _cleanup(self) -> None:
         self._drop_old_versions()
         # A fresh session too: cached manifests and index pages of versions that no longer exist are dead
         # weight (with LanceDB's connection, per-version state grew the process ~0.085 MB per single add).
         self._session = None
-        self.commits_since_compact = 0
 
     def _drop_old_versions(self) -> None:
         import lance

@@ -30,7 +30,7 @@ DIM = 256
 def delete_erasing(uri: str, session: object, where: str) -> None:
     """The fastest erasing vector delete we know (memsweep's `delete_erasing`): every fragment holding a
     matching row, or rows an earlier delete only marked, written anew without them in one Rewrite commit,
-    then the old versions cleaned. Before issue 12's third session: a delete, a forced compaction and the
+    then the old versions cleaned. Until issue 12's fourth session: a delete, a forced compaction and the
     cleanup (14.3 vs 10.0 ms at 1,000 rows)."""
     import lance
 
@@ -124,7 +124,7 @@ def _plain_deletes(n: int, erase: bool) -> tuple[list[float], float]:
 
 def layout(n: int) -> dict:
     """`delete_data` on memsweep's layout, keeping and erasing, each on a store of its own (as memsweep's
-    scenarios run them: until issue 12's third session they alternated in one store, and every erase's
+    scenarios run them: until issue 12's fourth session they alternated in one store, and every erase's
     deferred index remap made the next plain delete 2-3 ms slower, a floor that flattered memsweep's
     erase=false ratio)."""
     keep, erase = _layout_deletes(n, erase=False), _layout_deletes(n, erase=True)

@@ -167,9 +167,8 @@ async def apply(
             if erase:
                 # What is left of the vectors' erase (the cleanup of old versions; the forced rewrite too after
                 # a large delete) needs nothing below, so it runs in its own worker thread while the files and
-                # metadata are done (-8 ms per delete_data at 10k items). A crash meanwhile leaves the journal
-                # open (or erase_pending set with the purge), and the next start deletes and erases again:
-                # both steps are idempotent.
+                # metadata are done. A crash meanwhile leaves the journal open (or erase_pending set with the
+                # purge), and the next start deletes and erases again: both steps are idempotent.
                 tg.start_soon(engine.run, engine.vectors.erase)
         await tick(2, "vectors deleted")
         await tick(3, "graph nodes and edges deleted")

@@ -129,12 +129,15 @@ def _forget_thread_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_thread_in_child)
 
 
+def _mark_graph_thread() -> None:
+    _on_thread.active = True
+
+
 def _graph_thread(method: Callable[..., T]) -> Callable[..., T]:
     """Run the method on the graph thread, with allocations zeroed (see the module's docstring); a call
     made there already (`wipe` closing and opening) runs in place. The caller's thread waits for it."""
 
     def inside(store: EmbeddedGraphStore, *args: Any, **kwargs: Any) -> T:
-        _on_thread.active = True
         with heap.zeroed_allocations():
             return method(store, *args, **kwargs)
 
@@ -145,7 +148,7 @@ def _graph_thread(method: Callable[..., T]) -> Callable[..., T]:
             return method(store, *args, **kwargs)
         with _thread_start:
             if _thread is None:
-                _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsweep-graph")
+                _thread = ThreadPoolExecutor(1, "memsweep-graph", initializer=_mark_graph_thread)
         return _thread.submit(inside, store, *args, **kwargs).result()
 
     return call

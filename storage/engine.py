@@ -39,6 +39,8 @@ IDLE_COMPACT_SECONDS = 0.2
 # A trim walks every arena (3–130 ms measured, in a worker thread): once per pause, at most this often.
 TRIM_EVERY_SECONDS = 10.0
 COMPACT_MAX_COMMITS = 64
+# A process that stops with this many adds unfolded folds them in its close (see Engine.close).
+CLOSE_FOLD_COMMITS = 16
 
 
 async def _nothing_pending(_engine: Engine) -> bool:
@@ -88,6 +90,7 @@ class Engine:
         self._idle_task: asyncio.Task[None] | None = None
         self._erase_task: asyncio.Task[None] | None = None
         self._trimmed = 0.0  # time.monotonic() of the last heap.trim()
+        self._table_read = False  # this lease has read what the vector table itself shows is due
         self.closed = False
         self.hooks = Hooks()
         # What "now" is for expiry (tests advance it instead of sleeping).
@@ -139,6 +142,13 @@ class Engine:
             # import and open at exit.
             if self.lock.held or (await self.meta.call(get_state, "erase_pending")) is not None:
                 async with self.exclusive(release=True):
+                    # A process that stops before its idle fold (a client that starts a server per call
+                    # stops it right after the call) leaves its adds' fragments to the next process's pause,
+                    # which some clients never make. So the close folds once 16 wait (60–140 ms for 16–64
+                    # fragments, within the 2 s the SDK's client gives a server between closing stdin and
+                    # SIGTERM); not for fewer, since a fold rewrites the last partial fragment even for one
+                    # add (38–55 ms at 1k–10k rows), which a per-call client would pay at every exit.
+                    await self._fold(at_least=CLOSE_FOLD_COMMITS, indexes=False)
                     if not await self.hooks.erase_pending(self):
                         log.warning("an erase is still pending at close; the next start finishes it")
         except StoreUnavailable as exc:
@@ -186,17 +196,11 @@ class Engine:
         per-version state grew the process ~0.4 MB per add), give freed memory back, then give the directory
         lease back when another process asks for it or after a long pause. A write that arrives meanwhile
         cancels this and starts it again afterwards."""
-        due = self.vectors.commits_since_compact
+        due = await self._fold_due()
         await asyncio.sleep(0 if due >= COMPACT_MAX_COMMITS else IDLE_COMPACT_SECONDS)
         if due or self.vectors.index_fold_due:
             async with self._write_lock:
-                try:
-                    if self.lock.held and self.vectors.commits_since_compact:
-                        await self.run(self.vectors.compact)
-                    elif self.lock.held and self.vectors.index_fold_due:
-                        await self.run(self.vectors.fold_indexes)  # what an erase's rewrite deferred
-                except Exception:  # a fold is housekeeping: the next idle period tries again
-                    log.exception("folding vector fragments failed; will retry when writes pause again")
+                await self._fold()
         await self._trim()
         # Keep the graph open across a session's pauses, but hand the lease over as soon as another process
         # asks for it (lock.py). Polling a file every 50 ms while idle costs microseconds.
@@ -209,6 +213,28 @@ class Engine:
                 # In a worker thread: closing Kuzu blocked the event loop 90–150 ms when done here directly.
                 await self.run(self._release_now)
         await self._trim()  # the closed graph's buffers
+
+    async def _fold_due(self) -> int:
+        """Unfolded single adds; the first time under a lease, with what the table shows earlier processes
+        left (vectors.read_housekeeping). Marked read only once it was: a check cancelled midway (a stop)
+        is made again by the close."""
+        if not self._table_read and self.lock.held:
+            await self.run(self.vectors.read_housekeeping)
+            self._table_read = True
+        return self.vectors.commits_since_compact
+
+    async def _fold(self, at_least: int = 1, indexes: bool = True) -> None:
+        """Under the writer lock: merge single adds' fragments once `at_least` wait, else (with `indexes`)
+        fold a remap an erase deferred."""
+        if not self.lock.held:
+            return
+        try:
+            if await self._fold_due() >= at_least:
+                await self.run(self.vectors.compact)
+            elif indexes and self.vectors.index_fold_due:
+                await self.run(self.vectors.fold_indexes)
+        except Exception:  # housekeeping: the next pause (or the next process) tries again
+            log.exception("folding vector fragments failed; will retry when writes pause again")
 
     async def _trim(self) -> None:
         """What the engines freed goes back to the system, not to an arena (storage/heap.py)."""
@@ -235,6 +261,7 @@ class Engine:
     def _release_now(self) -> None:
         # Only called with no graph call in flight (the writer lock is free or held by the caller).
         self.graph.close()
+        self._table_read = False  # another process may write before this one takes the lease again
         self._graph_mark.unlink(missing_ok=True)  # a clean close: the next holder need not check the graph
         self.lock.release()
 

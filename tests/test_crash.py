@@ -218,3 +218,56 @@ async def test_kill_during_background_compaction(settings: Settings) -> None:
         assert sum(d.items for d in await mem.datasets.list_datasets()) == acknowledged
         assert mem.engine.vectors.count() == acknowledged
         assert len(await mem.search("Single add 42 about Oslo", limit=100)) == acknowledged
+
+
+KILLED_AFTER_ADDS = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from memsweep.api import Memory
+    from memsweep.config import Settings
+
+    async def main(data_dir, backend):
+        async with Memory(Settings(data_dir=Path(data_dir), user="alice", graph_backend=backend)) as mem:
+            for i in range(30):  # under the fold threshold, back to back: no idle fold has run
+                await mem.add("day", text=f"Killed-run add {i} about Lima.")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+def _fragments(mem: Memory) -> int:
+    import lance
+
+    return len(lance.dataset(str(mem.engine.vectors.uri)).get_fragments())
+
+
+async def test_single_adds_are_folded_by_the_close_or_by_the_next_process(settings: Settings) -> None:
+    """The count of unfolded adds lives in the process that made them. A process that stops right after its
+    adds (a client that starts a server per call) folds them at close; what a killed process left, the
+    next one folds when it pauses, even if it only deletes."""
+    from memsweep.storage.engine import CLOSE_FOLD_COMMITS
+
+    async with Memory(settings) as mem:
+        for i in range(CLOSE_FOLD_COMMITS):
+            await mem.add("day", text=f"Closed-run add {i} about Quito.")
+        assert _fragments(mem) >= CLOSE_FOLD_COMMITS  # positive control: no idle fold yet
+    async with Memory(settings) as mem:
+        assert _fragments(mem) <= 2
+
+    argv = [sys.executable, "-c", KILLED_AFTER_ADDS, str(settings.data_dir), settings.graph_backend]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, timeout=120))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    async with Memory(settings) as mem:
+        assert _fragments(mem) >= 30
+        victim = (await mem.datasets.list_data("day"))[0]
+        await mem.datasets.delete_data(dataset_id="day", data_id=victim.id)
+        await anyio.sleep(1.0)  # the pause after the delete: its idle housekeeping folds
+        assert _fragments(mem) <= 2
+        left = CLOSE_FOLD_COMMITS + 30 - 1
+        assert mem.engine.vectors.count() == left
+        assert len(await mem.search("add about", limit=100)) == left
+        report = await mem.doctor()
+        assert report.consistent, report.findings

@@ -320,3 +320,31 @@ def test_graph_fresh_add_equals_the_merging_one(tmp_path: Path, n: int, per_item
     by = {(f, m): rest for f, m, *rest in snaps}
     assert by[(True, True)] == by[(False, True)] and by[(True, False)] == by[(False, False)]
     assert by[(True, True)][4] and not by[(True, False)][4]  # mentions present / absent as given
+
+
+def test_a_new_process_reads_what_is_due_from_the_table(tmp_path: Path) -> None:
+    """The fold counters live in memory; a store object opened afterwards (a new process) raises them to
+    what the table shows: fragments beyond a compacted table's, fragments outside the id index."""
+    vs = LanceVectorStore(tmp_path / "vectors", 8)
+    rows = [VectorRow(u(), u(), u(), np.random.default_rng(i).random(8)) for i in range(40)]
+    vs.add(rows[:20])
+    for row in rows[20:]:
+        vs.add([row])
+    fresh = LanceVectorStore(tmp_path / "vectors", 8)
+    fresh.read_housekeeping()
+    assert fresh.commits_since_compact == 21 - 2 and fresh.index_fold_due  # 21 fragments, 40 rows
+    fresh.compact()
+    again = LanceVectorStore(tmp_path / "vectors", 8)
+    again.read_housekeeping()
+    assert again.commits_since_compact == 0 and not again.index_fold_due
+    again.delete_erasing([rows[3].data_id])  # its rewritten fragment is outside the id index
+    later = LanceVectorStore(tmp_path / "vectors", 8)
+    later.read_housekeeping()
+    assert later.commits_since_compact == 0 and later.index_fold_due
+    later.fold_indexes()
+    last = LanceVectorStore(tmp_path / "vectors", 8)
+    last.read_housekeeping()
+    assert not last.index_fold_due
+    empty = LanceVectorStore(tmp_path / "nothing", 8)
+    empty.read_housekeeping()  # no table yet: nothing due
+    assert empty.commits_since_compact == 0 and not empty.index_fold_due

@@ -314,6 +314,25 @@ class LanceVectorStore:
         self.index_fold_due = False
 
     @_committing
+    def read_housekeeping(self) -> None:
+        """Raise the two counters above to what the table itself shows is due. They live in this process,
+        so fragments and a deferred remap that an earlier process left (a client that starts a server per
+        call exits before any idle fold; a kill) were never folded by a process that only deleted: a store
+        left by 1,000 single adds kept 42 fragments, and each erasing delete scanned them all. Reads the
+        manifest only: fragments beyond what a compacted table of this many rows has (compaction leaves a
+        partial fragment or two), and fragments outside the id index."""
+        ds = self._open()
+        if ds is None:
+            return
+        fragments = ds.get_fragments()
+        rows = sum(f.metadata.physical_rows for f in fragments)
+        extra = len(fragments) - (rows // TARGET_ROWS_PER_FRAGMENT + 2)
+        self.commits_since_compact = max(self.commits_since_compact, extra)
+        indexed = next((set(i["fragment_ids"]) for i in ds.list_indices() if i["name"] == "data_id_idx"), set())
+        if any(f.fragment_id not in indexed for f in fragments):
+            self.index_fold_due = True
+
+    @_committing
     def erase(self) -> None:
         """Make deleted rows unrecoverable: rewrite every fragment with a deletion, drop old versions. After
         `delete_erasing` no fragment has one, and only the cleanup is left."""

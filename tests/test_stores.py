@@ -345,6 +345,15 @@ def test_a_new_process_reads_what_is_due_from_the_table(tmp_path: Path) -> None:
     last = LanceVectorStore(tmp_path / "vectors", 8)
     last.read_housekeeping()
     assert not last.index_fold_due
+    import lance
+
+    version = lance.dataset(str(last.uri)).version
+    extra = VectorRow(u(), u(), u(), np.random.default_rng(99).random(8))
+    LanceVectorStore(tmp_path / "vectors", 8).add([extra])  # a new process's first add keeps the indexes
+    assert lance.dataset(str(last.uri)).version == version + 1  # its own commit only, no index fold
+    assert LanceVectorStore(tmp_path / "vectors", 8).search(extra.vector, 1, [extra.dataset_id])[0].chunk_id == (
+        extra.chunk_id
+    )
     empty = LanceVectorStore(tmp_path / "nothing", 8)
     empty.read_housekeeping()  # no table yet: nothing due
     assert empty.commits_since_compact == 0 and not empty.index_fold_due

@@ -275,7 +275,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # imports the MCP SDK on the other, and a fresh server's first call waits for the slower of the two.
     engine = EngineProcess(settings, settings.engine_idle_seconds)
     engine.launch()
-    from memsweep.server.app import configure_logging, create_server
+    from memsweep.config import configure_logging
+    from memsweep.server.app import create_server
     from memsweep.server.http import LOOPBACK, security_settings
     from memsweep.server.stop import run_until_stopped
 

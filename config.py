@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -81,3 +83,9 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    """One log format for the server and its engine process. stdout is the protocol on stdio (and the
+    engine process's pipe): logs go to stderr only."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -2,8 +2,6 @@
 (server/engine_process.py) and ends it. The app imports the tools (to register them); the tools import only `server.state`, never this module."""
 
 import inspect
-import logging
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -193,8 +191,3 @@ def create_server(settings: Settings, *, http_url: str | None = None, engine: En
 
     register(server)
     return server
-
-
-def configure_logging(level: str = "WARNING") -> None:
-    # stdout is the protocol on stdio: logs go to stderr only.
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

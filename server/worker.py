@@ -21,11 +21,11 @@ import os
 import pickle
 import signal
 import struct
-import sys
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from memsweep.config import configure_logging
 from memsweep.storage import heap
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ async def main(settings: Any) -> None:
 
 def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when a Ctrl-C stops this process
-    logging.basicConfig(stream=sys.stderr, level="WARNING", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     heap.tune_for_server()  # this process is ours: fewer arenas, freed large blocks go back to the system
     settings = _read_settings()
     if settings is None:  # the server ended before it sent anything

@@ -1,5 +1,6 @@
 """The real `memsweep` binary on a real store: every command, the prompt, --yes, --dry-run, --json, exit codes."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from memsweep.api import Memory
+from memsweep.config import Settings
 
 from tests.pgserver import new_store_metadata
 
@@ -128,9 +131,14 @@ def test_bad_input_is_one_line_never_a_traceback(run, argv: list[str]) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
 
 
-def test_json_into_a_closed_pipe_is_quiet(run, tmp_path: Path) -> None:
-    for i in range(40):
-        run("add", "notes", f"Memory {i} about Oslo.")
+def test_json_into_a_closed_pipe_is_quiet(settings: Settings, tmp_path: Path) -> None:
+    # One batch in this process (forty `memsweep add` processes took 40-69 s), and more JSON than a pipe
+    # holds, so the writer is still writing when `head` goes (with 40 items it had often written it all).
+    async def fill() -> None:
+        async with Memory(settings) as mem:
+            await mem.add_many([{"dataset": "notes", "text": f"Memory {i} about Oslo."} for i in range(400)])
+
+    asyncio.run(fill())
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp_path / "data"), MEMSWEEP_USER="alice")
     proc = subprocess.run(
         f"{sys.executable} -m memsweep ls notes --json | head -1", shell=True, env=env, capture_output=True, text=True

@@ -188,26 +188,29 @@ async def test_kill_right_after_an_acknowledged_delete(settings: Settings, tmp_p
 
 SINGLE_ADDS = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, os, signal, sys
     from pathlib import Path
     from memsweep.api import Memory
     from memsweep.config import Settings
 
-    async def main(data_dir, backend):
+    async def main(data_dir, backend, adds, then):
         async with Memory(Settings(data_dir=Path(data_dir), user="alice", graph_backend=backend)) as mem:
-            for i in range(70):  # past the fold threshold: the background compaction starts
+            for i in range(int(adds)):  # back to back: no pause, so only the 64-add rule starts a fold
                 await mem.add(f"ds{i % 3}", text=f"Single add {i} about Oslo.", entities=[{"name": "Oslo"}])
                 print("added", flush=True)
+            if then == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             await asyncio.sleep(5)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:]))
     """
 )
 
 
 async def test_kill_during_background_compaction(settings: Settings) -> None:
     env = dict(os.environ, MEMSWEEP_CRASH_AT="mid_compact")
-    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend]
+    # 70 adds: past the fold threshold (64), so the background compaction starts
+    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend, "70", "wait"]
     proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     async with Memory(settings) as mem:
@@ -218,24 +221,6 @@ async def test_kill_during_background_compaction(settings: Settings) -> None:
         assert sum(d.items for d in await mem.datasets.list_datasets()) == acknowledged
         assert mem.engine.vectors.count() == acknowledged
         assert len(await mem.search("Single add 42 about Oslo", limit=100)) == acknowledged
-
-
-KILLED_AFTER_ADDS = textwrap.dedent(
-    """
-    import asyncio, os, signal, sys
-    from pathlib import Path
-    from memsweep.api import Memory
-    from memsweep.config import Settings
-
-    async def main(data_dir, backend):
-        async with Memory(Settings(data_dir=Path(data_dir), user="alice", graph_backend=backend)) as mem:
-            for i in range(30):  # under the fold threshold, back to back: no idle fold has run
-                await mem.add("day", text=f"Killed-run add {i} about Lima.")
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
-    """
-)
 
 
 def _fragments(mem: Memory) -> int:
@@ -257,7 +242,8 @@ async def test_single_adds_are_folded_by_the_close_or_by_the_next_process(settin
     async with Memory(settings) as mem:
         assert _fragments(mem) <= 2
 
-    argv = [sys.executable, "-c", KILLED_AFTER_ADDS, str(settings.data_dir), settings.graph_backend]
+    # 30 adds, under the fold threshold, then SIGKILL: no idle fold has run
+    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend, "30", "kill"]
     proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     async with Memory(settings) as mem:

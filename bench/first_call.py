@@ -37,29 +37,37 @@ async def first_call(argv: list[str], env: dict[str, str], tool: str) -> tuple[f
     return (listed - start) * 1000, (done - start) * 1000
 
 
+# The two sides' command lines: a fresh `memsweep serve`, and the bare server.
+OURS = [sys.executable, "-m", "memsweep", "serve"]
+BARE = [sys.executable, str(HERE / "bare_server.py")]
+
+
+def store(data_dir: str | None, items: int, prefix: str) -> Path:
+    """`data_dir` as given, or a new store of `items` items built once by bench/scenarios.py."""
+    if data_dir:
+        return Path(data_dir)
+    path = Path(tempfile.mkdtemp(prefix=prefix)) / "store"
+    print(f"building a {items}-item store in {path} ...", flush=True)
+    subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(path), str(items)],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--data-dir")
     args = ap.parse_args()
-    if args.data_dir:
-        data_dir = Path(args.data_dir)
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="first-call-")) / "store"
-        print(f"building a {args.items}-item store in {data_dir} ...", flush=True)
-        subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(data_dir), str(args.items)],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    data_dir = store(args.data_dir, args.items, "first-call-")
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    ours = [sys.executable, "-m", "memsweep", "serve"]
-    bare = [sys.executable, str(HERE / "bare_server.py")]
-    asyncio.run(first_call(ours, env, "list_datasets"))  # warms the OS page cache for both sides
+    asyncio.run(first_call(OURS, env, "list_datasets"))  # warms the OS page cache for both sides
     rows: dict[str, list[float]] = {"memsweep": [], "bare": [], "memsweep_init": [], "bare_init": []}
     for _ in range(args.reps):
-        init, total = asyncio.run(first_call(ours, env, "list_datasets"))
+        init, total = asyncio.run(first_call(OURS, env, "list_datasets"))
         rows["memsweep"].append(total)
         rows["memsweep_init"].append(init)
-        init, total = asyncio.run(first_call(bare, env, "ping"))
+        init, total = asyncio.run(first_call(BARE, env, "ping"))
         rows["bare"].append(total)
         rows["bare_init"].append(init)
     med = {k: statistics.median(v) for k, v in rows.items()}

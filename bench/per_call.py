@@ -17,16 +17,12 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from first_call import BARE, OURS, store  # bench/ is the script's folder, on sys.path
 from mcp import Client, StdioServerParameters
-
-HERE = Path(__file__).resolve().parent
 
 
 async def one_call(argv: list[str], env: dict[str, str], tool: str, args: dict[str, Any]) -> tuple[float, float, Any]:
@@ -54,25 +50,17 @@ def main() -> None:
     ap.add_argument("--deletes", type=int, default=10)
     ap.add_argument("--data-dir")
     args = ap.parse_args()
-    if args.data_dir:
-        data_dir = Path(args.data_dir)
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="per-call-")) / "store"
-        print(f"building a {args.items}-item store in {data_dir} ...", flush=True)
-        subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(data_dir), str(args.items)],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    data_dir = store(args.data_dir, args.items, "per-call-")
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    ours = [sys.executable, "-m", "memsweep", "serve"]
-    bare = [sys.executable, str(HERE / "bare_server.py")]
     print(f"fragments before: {fragments(data_dir)}")
 
     def phase(name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
         rows: dict[str, list[float]] = {"wall": [], "call": [], "bare_wall": [], "bare_call": []}
         for tool, tool_args in calls:
-            wall, call, _ = asyncio.run(one_call(ours, env, tool, tool_args))
+            wall, call, _ = asyncio.run(one_call(OURS, env, tool, tool_args))
             rows["wall"].append(wall)
             rows["call"].append(call)
-            wall, call, _ = asyncio.run(one_call(bare, env, "ping", {}))
+            wall, call, _ = asyncio.run(one_call(BARE, env, "ping", {}))
             rows["bare_wall"].append(wall)
             rows["bare_call"].append(call)
         med = {k: statistics.median(v) for k, v in rows.items()}
@@ -83,7 +71,7 @@ def main() -> None:
     phase(
         "add", [("add", {"dataset": "per-call", "text": f"Per-call memory {i} about Oslo."}) for i in range(args.adds)]
     )
-    _, _, listed = asyncio.run(one_call(ours, env, "list_data", {"dataset_id": "per-call", "limit": args.deletes}))
+    _, _, listed = asyncio.run(one_call(OURS, env, "list_data", {"dataset_id": "per-call", "limit": args.deletes}))
     victims = [item["id"] for item in listed["items"]]
     phase("delete_data erase=true", [("delete_data", {"dataset_id": "per-call", "data_id": v}) for v in victims])
 

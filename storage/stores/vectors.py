@@ -102,11 +102,11 @@ def _with_deletions(ds: Any) -> list[Any]:
     return [f for f in ds.get_fragments() if f.metadata.deletion_file is not None]
 
 
-def _index_coverage(ds: Any) -> tuple[bool, list[Any]]:
-    """Whether the three id indexes exist, and the fragments the `data_id` index does not cover (added since
-    its last fold, or rewritten by an erase whose remap was deferred)."""
+def _index_coverage(ds: Any, fragments: list[Any]) -> tuple[bool, list[Any]]:
+    """Whether the three id indexes exist, and which of `fragments` (the table's) the `data_id` index does
+    not cover (added since its last fold, or rewritten by an erase whose remap was deferred)."""
     covered = {i["fields"][0]: set(i["fragment_ids"]) for i in ds.list_indices() if i["fields"]}
-    outside = [f for f in ds.get_fragments() if f.fragment_id not in covered.get("data_id", set())]
+    outside = [f for f in fragments if f.fragment_id not in covered.get("data_id", set())]
     return all(name in covered for name in ID_COLUMNS), outside
 
 
@@ -194,7 +194,8 @@ class LanceVectorStore:
             # A new process finds the indexes made by an earlier one: it counts the rows they miss instead of
             # folding them in at its first add (32-46 ms of a fresh process's first add at 1,000 items, paid
             # by every call of a client that starts a server per call).
-            present, outside = _index_coverage(self._open())
+            ds = self._open()
+            present, outside = _index_coverage(ds, ds.get_fragments())
             if present:
                 self._indexed, self._unindexed = True, sum(f.metadata.physical_rows for f in outside)
         if not self._indexed or self._unindexed >= INDEX_REFRESH_ROWS:
@@ -343,7 +344,7 @@ class LanceVectorStore:
         rows = sum(f.metadata.physical_rows for f in fragments)
         extra = len(fragments) - (rows // TARGET_ROWS_PER_FRAGMENT + 2)
         self.commits_since_compact = max(self.commits_since_compact, extra)
-        present, outside = _index_coverage(ds)
+        present, outside = _index_coverage(ds, fragments)
         if outside or not present:
             self.index_fold_due = True
 

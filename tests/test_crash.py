@@ -195,7 +195,7 @@ SINGLE_ADDS = textwrap.dedent(
 
     async def main(data_dir, backend, adds, then):
         async with Memory(Settings(data_dir=Path(data_dir), user="alice", graph_backend=backend)) as mem:
-            for i in range(int(adds)):  # back to back: no pause, so only the 64-add rule starts a fold
+            for i in range(int(adds)):  # back to back: no pause, so only the 16-add merge starts a fold
                 await mem.add(f"ds{i % 3}", text=f"Single add {i} about Oslo.", entities=[{"name": "Oslo"}])
                 print("added", flush=True)
             if then == "kill":
@@ -208,8 +208,10 @@ SINGLE_ADDS = textwrap.dedent(
 
 
 async def test_kill_during_background_compaction(settings: Settings) -> None:
+    from memsweep.storage.engine import COMPACT_MAX_COMMITS
+
     env = dict(os.environ, MEMSWEEP_CRASH_AT="mid_compact")
-    # 70 adds: past the fold threshold (64), so the background compaction starts
+    # 70 adds: past the merge threshold (16), so the background compaction starts
     argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend, "70", "wait"]
     proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, env=env, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -217,7 +219,7 @@ async def test_kill_during_background_compaction(settings: Settings) -> None:
         report = await mem.doctor()
         assert report.consistent, report.findings
         acknowledged = proc.stdout.decode().count("added")
-        assert acknowledged >= 64  # the fold starts once 64 adds are unfolded
+        assert acknowledged >= COMPACT_MAX_COMMITS  # the merge starts once 16 adds are unfolded
         assert sum(d.items for d in await mem.datasets.list_datasets()) == acknowledged
         assert mem.engine.vectors.count() == acknowledged
         assert len(await mem.search("Single add 42 about Oslo", limit=100)) == acknowledged
@@ -229,30 +231,59 @@ def _fragments(mem: Memory) -> int:
     return len(lance.dataset(str(mem.engine.vectors.uri)).get_fragments())
 
 
-async def test_single_adds_are_folded_by_the_close_or_by_the_next_process(settings: Settings) -> None:
+async def test_adds_without_a_pause_are_merged_every_16(settings: Settings) -> None:
+    """A client that never pauses: its single adds' fragments are merged once 16 wait, not left to pile up
+    until a pause (up to 64 did; a search over 64 one-row fragments took ~4x as long); the index fold waits
+    for the pause, and everything stays findable and deletable in between."""
+    async with Memory(settings) as mem:
+        first = await mem.add("burst", text="Burst add 0 about Lima.")
+        peak = 0
+        for i in range(1, 60):
+            await mem.add("burst", text=f"Burst add {i} about Lima.")
+            peak = max(peak, _fragments(mem))
+        # a merge can wait for the lock behind the next add, and the table keeps a partial fragment or two
+        assert peak <= 16 + 3, peak
+        assert mem.engine.vectors.index_fold_due  # a merge defers the index fold to the pause
+        await mem.datasets.delete_data(dataset_id="burst", data_id=first.data_id)
+        assert len(await mem.search("Burst add about Lima", limit=100)) == 59
+        await anyio.sleep(1.0)
+        assert not mem.engine.vectors.index_fold_due and _fragments(mem) <= 2
+        assert mem.engine.vectors.count() == 59
+        report = await mem.doctor()
+        assert report.consistent, report.findings
+
+
+async def test_single_adds_are_folded_by_the_close_or_by_the_next_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The count of unfolded adds lives in the process that made them. A process that stops right after its
     adds (a client that starts a server per call) folds them at close; what a killed process left, the
     next one folds when it pauses, even if it only deletes."""
-    from memsweep.storage.engine import CLOSE_FOLD_COMMITS
+    from memsweep.storage import engine
+    from memsweep.storage.engine import CLOSE_FOLD_COMMITS, COMPACT_MAX_COMMITS
 
+    # The close alone: no merge while the adds run (it would start right at the 16th).
+    monkeypatch.setattr(engine, "COMPACT_MAX_COMMITS", 10**6)
     async with Memory(settings) as mem:
         for i in range(CLOSE_FOLD_COMMITS):
             await mem.add("day", text=f"Closed-run add {i} about Quito.")
         assert _fragments(mem) >= CLOSE_FOLD_COMMITS  # positive control: no idle fold yet
     async with Memory(settings) as mem:
         assert _fragments(mem) <= 2
+    monkeypatch.undo()
 
-    # 30 adds, under the fold threshold, then SIGKILL: no idle fold has run
-    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend, "30", "kill"]
+    # adds under the merge threshold, back to back, then SIGKILL: no fold has run
+    killed = COMPACT_MAX_COMMITS - 1
+    argv = [sys.executable, "-c", SINGLE_ADDS, str(settings.data_dir), settings.graph_backend, str(killed), "kill"]
     proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, timeout=120))
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     async with Memory(settings) as mem:
-        assert _fragments(mem) >= 30
+        assert _fragments(mem) >= killed
         victim = (await mem.datasets.list_data("day"))[0]
         await mem.datasets.delete_data(dataset_id="day", data_id=victim.id)
         await anyio.sleep(1.0)  # the pause after the delete: its idle housekeeping folds
         assert _fragments(mem) <= 2
-        left = CLOSE_FOLD_COMMITS + 30 - 1
+        left = CLOSE_FOLD_COMMITS + killed - 1
         assert mem.engine.vectors.count() == left
         assert len(await mem.search("add about", limit=100)) == left
         report = await mem.doctor()

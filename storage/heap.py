@@ -23,7 +23,6 @@ The malloc calls are glibc's, through ctypes; elsewhere (musl, macOS) they are s
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 import threading
@@ -58,7 +57,9 @@ def _libc() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols, glibc's among them: `ctypes.util.find_library` runs `ldconfig -p` in a
+        # subprocess (~23 ms, more from a large process), at the start of each of serve's two processes.
+        libc = ctypes.CDLL(None)
         libc.malloc_trim  # noqa: B018 (glibc only: musl has no malloc_trim)
         libc.mallopt  # noqa: B018
     except (OSError, AttributeError):

@@ -33,7 +33,9 @@ libc.free(big)
 blocks = [libc.malloc(2 << 20) for _ in range(40)]
 for b in blocks:
     ctypes.memset(b, 1, 2 << 20)
-keep = libc.malloc(64)  # a live block above them: the heap's top cannot simply be trimmed
+# A live block above them, so the heap's top cannot simply be trimmed: one of their size, which no free chunk
+# can serve (a small one came from a free chunk below them or above, depending on what imports left).
+keep = libc.malloc(2 << 20)
 before = anon_mb()
 for b in blocks:
     libc.free(b)

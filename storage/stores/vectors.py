@@ -366,9 +366,11 @@ class LanceVectorStore:
         fragments and the replaced index files (cleaning before the fold left the previous index files on
         disk until the next erase; at 100k items 115 MB of vectors after one fold instead of 109).
 
-        Without `indexes`, the remap stays deferred (`index_fold_due`) and the session is kept: the index
-        fold costs 30–43 ms at 1k–10k rows whatever was added, the merge of 16 one-row fragments 15–18 ms
-        and its cleanup 6–7 ms, so a server that never pauses merges often and folds indexes when it does."""
+        Without `indexes`, only the merge: the remap stays deferred (`index_fold_due`), and with it the
+        cleanup, which `fold_indexes` does; the session is kept. The index fold costs 30–43 ms at 1k–10k
+        rows whatever was added, the cleanup 6–7 ms, the merge of 16 one-row fragments 15–18 ms: a server
+        that never pauses merges often and does the rest when it pauses. A merge removes no row, so the
+        versions it leaves hold no byte that an erase has not already dealt with."""
         if not self.uri.exists():
             return
         self._rewrite()
@@ -376,7 +378,7 @@ class LanceVectorStore:
         if indexes:
             self._session = None  # before the fold, so the fresh session caches the new indexes for searches
             self.ensure_indexes()
-        self._drop_old_versions()
+            self._drop_old_versions()
 
     @_committing
     def fold_indexes(self) -> None:

@@ -231,24 +231,37 @@ def _fragments(mem: Memory) -> int:
     return len(lance.dataset(str(mem.engine.vectors.uri)).get_fragments())
 
 
+def _versions(mem: Memory) -> int:
+    import lance
+
+    return len(lance.dataset(str(mem.engine.vectors.uri)).versions())
+
+
 async def test_adds_without_a_pause_are_merged_every_16(settings: Settings) -> None:
     """A client that never pauses: its single adds' fragments are merged once 16 wait, not left to pile up
-    until a pause (up to 64 did; a search over 64 one-row fragments took ~4x as long); the index fold waits
-    for the pause, and everything stays findable and deletable in between."""
+    until a pause (up to 64 did; a search over 64 one-row fragments took ~4x as long); the index fold and
+    the cleanup of what the merges replaced wait for the pause, or the close, and everything stays findable
+    and deletable in between."""
     async with Memory(settings) as mem:
-        first = await mem.add("burst", text="Burst add 0 about Lima.")
         peak = 0
-        for i in range(1, 60):
+        for i in range(60):
             await mem.add("burst", text=f"Burst add {i} about Lima.")
             peak = max(peak, _fragments(mem))
         # a merge can wait for the lock behind the next add, and the table keeps a partial fragment or two
         assert peak <= 16 + 3, peak
-        assert mem.engine.vectors.index_fold_due  # a merge defers the index fold to the pause
-        await mem.datasets.delete_data(dataset_id="burst", data_id=first.data_id)
-        assert len(await mem.search("Burst add about Lima", limit=100)) == 59
+        assert mem.engine.vectors.index_fold_due and _versions(mem) > 1  # left for the pause
+        assert len(await mem.search("Burst add about Lima", limit=100)) == 60
         await anyio.sleep(1.0)
-        assert not mem.engine.vectors.index_fold_due and _fragments(mem) <= 2
-        assert mem.engine.vectors.count() == 59
+        assert not mem.engine.vectors.index_fold_due and _fragments(mem) <= 2 and _versions(mem) == 1
+        victim = (await mem.datasets.list_data("burst"))[0]
+        await mem.datasets.delete_data(dataset_id="burst", data_id=victim.id)  # erased before it returns
+        # a burst and then a stop, before any pause: the close drops what the merge replaced
+        for i in range(60, 80):
+            await mem.add("burst", text=f"Burst add {i} about Lima.")
+        assert _versions(mem) > 1 and mem.engine.vectors.cleanup_due
+    async with Memory(settings) as mem:
+        assert _versions(mem) == 1
+        assert len(await mem.search("Burst add about Lima", limit=100)) == 79
         report = await mem.doctor()
         assert report.consistent, report.findings
 

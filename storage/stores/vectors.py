@@ -134,6 +134,7 @@ class LanceVectorStore:
         self._unindexed = 0
         self.commits_since_compact = 0  # each add commits a fragment and a version (Engine folds them)
         self.index_fold_due = False  # a rewrite deferred the indexes' remap (Engine folds it when idle)
+        self.cleanup_due = False  # a merge left the versions before it (Engine's pause or close drops them)
         # Every commit to the table goes through this lock. The engine serialises its writes, but a fold
         # whose task was cancelled (a stop arriving mid-fold) keeps running in its worker thread, and the
         # close's erase then committed beside it: "Retryable commit conflict … preempted by concurrent
@@ -379,6 +380,16 @@ class LanceVectorStore:
             self._session = None  # before the fold, so the fresh session caches the new indexes for searches
             self.ensure_indexes()
             self._drop_old_versions()
+        else:
+            self.cleanup_due = True
+
+    @_committing
+    def clean_after_merge(self) -> None:
+        """Drop the versions a merge left (its replaced fragments: ~1 MB per merge at 1,024 rows), for a
+        process that stops before the pause that would have: a client starting a server per call merges
+        what earlier calls left and exits."""
+        if self.cleanup_due and self.uri.exists():
+            self._drop_old_versions()
 
     @_committing
     def fold_indexes(self) -> None:
@@ -416,11 +427,13 @@ class LanceVectorStore:
         import lance
 
         lance.dataset(str(self.uri)).cleanup_old_versions(older_than=timedelta(0), delete_unverified=True)
+        self.cleanup_due = False
 
     @_committing
     def drop(self) -> None:
         self._session = None
         self._indexed, self._unindexed = False, 0
-        self.commits_since_compact, self.index_fold_due = 0, False  # the dropped table's housekeeping
+        # the dropped table's housekeeping
+        self.commits_since_compact, self.index_fold_due, self.cleanup_due = 0, False, False
         if self.uri.exists():
             shutil.rmtree(self.uri)

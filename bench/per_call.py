@@ -7,8 +7,9 @@ is a fresh process over stdio through the real MCP client: `--adds` single `add`
 items (batch-built once with bench/scenarios.py, or an existing `--data-dir`), then `--deletes` erasing
 `delete_data`s, each call followed by a bare `MCPServer`'s one tool (bench/bare_server.py), the start-up
 floor, interleaved call by call. Prints per phase the medians of the wall time (spawn to exit) and of the
-call itself (request to answer), for both sides, and the LanceDB fragments the table has after each phase
-(a process that stops before its idle fold used to leave its add's fragment for good).
+call itself (request to answer), for both sides, and the LanceDB fragments and versions the table has after
+each phase (a process that stops before its idle fold used to leave its add's fragment for good). `--deletes
+0` runs the adds alone.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ async def one_call(argv: list[str], env: dict[str, str], tool: str, args: dict[s
     return (time.perf_counter() - start) * 1000, (answered - asked) * 1000, r.structured_content
 
 
-def fragments(data_dir: Path) -> int:
+def fragments(data_dir: Path) -> str:
+    """The vector table's fragments and versions (what a process that stops before its pause leaves)."""
     import lance
 
     uri = data_dir / "vectors" / "chunks.lance"
-    return len(lance.dataset(str(uri)).get_fragments()) if uri.exists() else 0
+    if not uri.exists():
+        return "no table"
+    ds = lance.dataset(str(uri))
+    return f"{len(ds.get_fragments())} fragments, {len(ds.versions())} versions"
 
 
 def main() -> None:
@@ -52,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     data_dir = store(args.data_dir, args.items, "per-call-")
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    print(f"fragments before: {fragments(data_dir)}")
+    print(f"before: {fragments(data_dir)}")
 
     def phase(name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
         rows: dict[str, list[float]] = {"wall": [], "call": [], "bare_wall": [], "bare_call": []}
@@ -66,11 +71,13 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(f"{name} x{len(calls)}: memsweep wall {med['wall']:.0f} ms, call {med['call']:.1f} ms | "
               f"bare wall {med['bare_wall']:.0f} ms, call {med['bare_call']:.1f} ms | "
-              f"fragments after: {fragments(data_dir)}")  # fmt: skip
+              f"after: {fragments(data_dir)}")  # fmt: skip
 
     phase(
         "add", [("add", {"dataset": "per-call", "text": f"Per-call memory {i} about Oslo."}) for i in range(args.adds)]
     )
+    if not args.deletes:
+        return
     _, _, listed = asyncio.run(one_call(OURS, env, "list_data", {"dataset_id": "per-call", "limit": args.deletes}))
     victims = [item["id"] for item in listed["items"]]
     phase("delete_data erase=true", [("delete_data", {"dataset_id": "per-call", "data_id": v}) for v in victims])

@@ -232,8 +232,9 @@ class Engine:
         return self.vectors.commits_since_compact
 
     async def _fold(self, at_least: int = 1, indexes: bool = True, remap_alone: bool = True) -> None:
-        """Under the writer lock: merge single adds' fragments once `at_least` wait, and fold the indexes
-        with them unless not `indexes`; else (with both flags) fold a remap an erase or a merge deferred."""
+        """Under the writer lock: once `at_least` single adds wait, merge their fragments (with `indexes`,
+        also fold the indexes and drop the old versions); otherwise, with `indexes` and `remap_alone`, fold
+        a remap that an erase or a merge deferred."""
         if not self.lock.held:
             return
         try:

@@ -370,8 +370,9 @@ class LanceVectorStore:
         Without `indexes`, only the merge: the remap stays deferred (`index_fold_due`), and with it the
         cleanup, which `fold_indexes` does; the session is kept. The index fold costs 30–43 ms at 1k–10k
         rows whatever was added, the cleanup 6–7 ms, the merge of 16 one-row fragments 15–18 ms: a server
-        that never pauses merges often and does the rest when it pauses. A merge removes no row, so the
-        versions it leaves hold no byte that an erase has not already dealt with."""
+        that never pauses merges often and does the rest when it pauses. The versions a merge leaves hold
+        only bytes that were on disk before it (rows an `erase=false` delete marked among them), and the
+        pending erase drops every old version as before."""
         if not self.uri.exists():
             return
         self._rewrite()

@@ -275,15 +275,16 @@ async def test_single_adds_are_folded_by_the_close_or_by_the_next_process(
     from memsweep.storage import engine
     from memsweep.storage.engine import CLOSE_FOLD_COMMITS, COMPACT_MAX_COMMITS
 
-    # The close alone: no merge while the adds run (it would start right at the 16th).
-    monkeypatch.setattr(engine, "COMPACT_MAX_COMMITS", 10**6)
-    async with Memory(settings) as mem:
-        for i in range(CLOSE_FOLD_COMMITS):
-            await mem.add("day", text=f"Closed-run add {i} about Quito.")
-        assert _fragments(mem) >= CLOSE_FOLD_COMMITS  # positive control: no idle fold yet
-    async with Memory(settings) as mem:
-        assert _fragments(mem) <= 2
-    monkeypatch.undo()
+    # The close alone: no merge while the adds run (it would start right at the 16th). A scoped patch: the
+    # fixture's own (MEMSWEEP_METADATA_URL under --metadata=postgres) must stay for the subprocess below.
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "COMPACT_MAX_COMMITS", 10**6)
+        async with Memory(settings) as mem:
+            for i in range(CLOSE_FOLD_COMMITS):
+                await mem.add("day", text=f"Closed-run add {i} about Quito.")
+            assert _fragments(mem) >= CLOSE_FOLD_COMMITS  # positive control: no idle fold yet
+        async with Memory(settings) as mem:
+            assert _fragments(mem) <= 2
 
     # adds under the merge threshold, back to back, then SIGKILL: no fold has run
     killed = COMPACT_MAX_COMMITS - 1

@@ -365,6 +365,39 @@ async def test_an_up_to_date_store_opens_and_reads_while_another_process_writes(
     writer.close()
 
 
+async def test_an_erase_certifies_only_the_waiting_receipts_through_an_index(settings) -> None:
+    """Each erase marks the receipts still waiting for it; an index of those keeps that from reading every
+    receipt the store ever wrote. A store made before the index gains it at open, and receipts already
+    certified keep their time."""
+    import sqlite3
+
+    from memsweep.storage.deletion.receipts import _MARK_ERASED
+    from sqlalchemy.dialects import sqlite
+
+    if settings.metadata_url:
+        pytest.skip("the SQLite layout")
+    async with Memory(settings) as mem:
+        first = await mem.add("a", text="One.")
+        second = await mem.add("a", text="Two.")
+        await mem.datasets.delete_data(dataset_id="a", data_id=first.data_id)
+    db = sqlite3.connect(settings.data_dir / "metadata.db")
+    db.execute("DROP INDEX ix_receipts_pending")
+    db.execute("DELETE FROM state WHERE key = 'schema'")  # as a version before the index left it
+    db.commit()
+    (certified,) = db.execute("SELECT erased_at FROM receipts").fetchone()
+    db.close()
+    async with Memory(settings) as mem:
+        report = await mem.datasets.delete_data(dataset_id="a", data_id=second.data_id, erase=False)
+        assert report.receipt_id
+    db = sqlite3.connect(settings.data_dir / "metadata.db")
+    assert db.execute("SELECT count(*) FROM receipts WHERE erased_at IS NOT NULL").fetchone()[0] == 2  # the stop
+    assert db.execute("SELECT count(*) FROM receipts WHERE erased_at = ?", (certified,)).fetchone()[0] == 1
+    update = str(_MARK_ERASED.values(erased_at="x").compile(dialect=sqlite.dialect()))  # one parameter
+    plan = " ".join(str(r) for r in db.execute(f"EXPLAIN QUERY PLAN {update}", ("x",)))
+    db.close()
+    assert "USING INDEX ix_receipts_pending" in plan, plan  # a probe of the waiting ones, not a scan
+
+
 async def test_an_older_store_gains_the_first_item_indexes_and_rederives_the_same(settings) -> None:
     """A store made before `data_entities.created_at` (dropped here with its indexes) is brought up to date
     at open (column backfilled from the items, partial indexes made), and a shared entity then shows what

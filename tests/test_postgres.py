@@ -165,12 +165,16 @@ async def test_the_partial_indexes_are_partial_on_postgresql(url: str) -> None:
         defs = await store.call(
             lambda conn: dict(
                 conn.execute(
-                    text("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_data_entities_first_%'")
+                    text(
+                        "SELECT indexname, indexdef FROM pg_indexes "
+                        "WHERE indexname LIKE 'ix_data_entities_first_%' OR indexname = 'ix_receipts_pending'"
+                    )
                 ).all()
             )
         )
     finally:
         await store.close()
+    assert defs.pop("ix_receipts_pending").endswith("WHERE (erased_at IS NULL)")
     assert sorted(defs) == [f"ix_data_entities_first_{f}" for f in ("description", "name", "type")]
     for name, definition in defs.items():
         assert definition.endswith(f"WHERE ({name.rsplit('_', 1)[1]} IS NOT NULL)"), definition

@@ -239,6 +239,10 @@ receipts = Table(
     Column("files_scanned", Integer, nullable=True),
     Column("bytes_scanned", Integer, nullable=True),
     Column("hits", Integer, nullable=True),
+    # The receipts an erase still has to certify: every erase marks them (`receipts.mark_erased`), and
+    # without this index that UPDATE read every receipt the store ever wrote (1 ms per erase at 10,000
+    # deletes, 8–11 ms at 50,000–100,000: a long-lived store's deletes grew slower with its history).
+    Index("ix_receipts_pending", "erased_at", sqlite_where=text("erased_at IS NULL")),
 )
 
 # Confirmation tokens (hashed) with their binding: a preview in one server process can be confirmed in

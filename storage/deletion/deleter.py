@@ -43,20 +43,21 @@ async def make_plan(engine: Engine, user: str, target: Target) -> Plan:
 
         return await plan_prune(engine, target.wipe)
 
-    def read(conn: Connection) -> Plan:
-        scope, removed = resolve(conn, user, target)
-        plan = plan_scope(
-            conn,
-            op=target.op,
-            scope=scope,
-            dataset_ids=removed,
-            memory_only=target.memory_only,
-            file_size=engine.file_size,
-            cache_prefix=engine.cache_prefix,
-        )
-        return annotate(conn, user, target, plan)
+    return await engine.meta.call(_read_plan, engine, user, target)
 
-    return await engine.meta.call(read)
+
+def _read_plan(conn: Connection, engine: Engine, user: str, target: Target) -> Plan:
+    scope, removed = resolve(conn, user, target)
+    plan = plan_scope(
+        conn,
+        op=target.op,
+        scope=scope,
+        dataset_ids=removed,
+        memory_only=target.memory_only,
+        file_size=engine.file_size,
+        cache_prefix=engine.cache_prefix,
+    )
+    return annotate(conn, user, target, plan)
 
 
 async def execute(
@@ -72,13 +73,32 @@ async def execute(
     """Carry out `target`: re-plan under the writer lock, check the fingerprint, journal, apply; with
     `verify`, scan the data directory for what was deleted before returning (the receipt records it)."""
     async with engine.exclusive():
-        plan = await make_plan(engine, user, target)
-        if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
-            raise PlanChanged(plan)
-        if plan.empty:
-            return Executed(plan, erase)
-        needles = await receipts.collect_needles(engine, plan) if verify else []
-        journal_id = await write_journal(engine, user, plan, erase)
+        if verify or target.kind == "prune":
+            # The scan's needles are read from the stores between the plan and the journal; a prune plans
+            # from the stores themselves.
+            plan = await make_plan(engine, user, target)
+            _check(plan, expected_fingerprint)
+            if plan.empty:
+                return Executed(plan, erase)
+            needles = await receipts.collect_needles(engine, plan) if verify else []
+            journal_id = await write_journal(engine, user, plan, erase)
+        else:
+            # The plan read and the journal in one transaction: one worker-thread hop and one commit less,
+            # and the plan is read under the write lock, so the journal hides exactly what it planned.
+            needles = []
+            journal_id = new_id()
+
+            def plan_and_journal(conn: Connection) -> Plan:
+                plan = _read_plan(conn, engine, user, target)
+                _check(plan, expected_fingerprint)  # raising rolls back: nothing is written
+                if not plan.empty:
+                    _journal(conn, journal_id, user, plan, erase)
+                return plan
+
+            plan = await engine.meta.call(plan_and_journal, write=True)
+            if plan.empty:
+                return Executed(plan, erase)
+            crash_point("after_journal")
         erased = await apply(engine, journal_id, plan, erase=erase, user=user, progress=progress)
         result = None
         if verify:
@@ -99,41 +119,46 @@ _OPEN_JOURNAL = journal.insert()
 _TAG_ITEMS = update(data).where(data.c.id.in_(bindparam("ids", expanding=True)))  # SET from the values given
 
 
+def _check(plan: Plan, expected_fingerprint: str | None) -> None:
+    if expected_fingerprint is not None and plan.fingerprint != expected_fingerprint:
+        raise PlanChanged(plan)
+
+
 async def write_journal(engine: Engine, user: str, plan: Plan, erase: bool) -> str:
     """One `BEGIN IMMEDIATE` transaction records the intent (ids only) and hides the items."""
     journal_id = new_id()
+    await engine.meta.call(_journal, journal_id, user, plan, erase, write=True)
+    crash_point("after_journal")
+    return journal_id
+
+
+def _journal(conn: Connection, journal_id: str, user: str, plan: Plan, erase: bool) -> None:
     record = {
         "dataset_ids": list(plan.dataset_ids),
         "memory_only": plan.memory_only,
         "wipe": plan.wipe.__dict__,
     }
-
-    def write(conn: Connection) -> None:
-        conn.execute(
-            _OPEN_JOURNAL,
-            {
-                "id": journal_id, "op": plan.op, "user_name": user, "status": "open", "erase": erase,
-                "plan": json.dumps(record), "created_at": access.now(),
-            },
-        )  # fmt: skip
-        values: dict[str, object] = {"journal_id": journal_id}
-        if not plan.memory_only:
-            values["status"] = "deleting"  # from here on every read filters these items out
-        for part in batches(plan.data_ids, SQL_BATCH):
-            conn.execute(_TAG_ITEMS, {"ids": part, **values})
-        w = plan.wipe
-        if not w.metadata:
-            # Partial prunes: the items stay but lose a layer, so they are marked for `rebuild`.
-            if w.graph:
-                conn.execute(update(data).values(graph_ok=False))
-            if w.vector:
-                conn.execute(update(data).values(vectors_ok=False))
-            if w.files:
-                conn.execute(update(data).where(data.c.file_state == "stored").values(file_state="pruned"))
-
-    await engine.meta.call(write, write=True)
-    crash_point("after_journal")
-    return journal_id
+    conn.execute(
+        _OPEN_JOURNAL,
+        {
+            "id": journal_id, "op": plan.op, "user_name": user, "status": "open", "erase": erase,
+            "plan": json.dumps(record), "created_at": access.now(),
+        },
+    )  # fmt: skip
+    values: dict[str, object] = {"journal_id": journal_id}
+    if not plan.memory_only:
+        values["status"] = "deleting"  # from here on every read filters these items out
+    for part in batches(plan.data_ids, SQL_BATCH):
+        conn.execute(_TAG_ITEMS, {"ids": part, **values})
+    w = plan.wipe
+    if not w.metadata:
+        # Partial prunes: the items stay but lose a layer, so they are marked for `rebuild`.
+        if w.graph:
+            conn.execute(update(data).values(graph_ok=False))
+        if w.vector:
+            conn.execute(update(data).values(vectors_ok=False))
+        if w.files:
+            conn.execute(update(data).where(data.c.file_state == "stored").values(file_state="pruned"))
 
 
 async def apply(

@@ -131,17 +131,20 @@ async def test_permissions(mem: Memory) -> None:
     assert bobs.dataset_id not in {d.id for d in await mem.datasets.list_datasets()}
 
 
-async def test_partial_prune_then_rebuild(mem: Memory) -> None:
-    await mem.add("notes", text="Alice moved to New York.")
-    await mem.add("notes", text="Bob flew to Paris.")
+async def test_partial_prune_then_rebuild(mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memsweep.storage.ingest import rebuild
+
+    await mem.add("notes", text="Alice moved to New York.", entities=[{"name": "Alice"}, {"name": "New York"}])
+    await mem.add("notes", text="Bob flew to Paris with Alice.", entities=[{"name": "Bob"}, {"name": "Alice"}])
     report = await mem.prune.prune_system(graph=True, vector=True, metadata=False, cache=False)
-    assert report.layers["vector"].vectors == 2 and report.layers["graph"].nodes_deleted > 0
+    assert report.layers["vector"].vectors == 2 and report.layers["graph"].nodes_deleted == 7  # 2 items, 2 chunks, 3
     assert mem.engine.vectors.count() == 0
     assert len(await mem.datasets.list_data("notes")) == 2
+    monkeypatch.setattr(rebuild, "BATCH", 1)  # "Alice" in two batches is still one node
     rebuilt = await mem.rebuild()
-    assert rebuilt.items == 2 and rebuilt.vectors == 2
+    assert rebuilt.items == 2 and rebuilt.vectors == 2 and rebuilt.nodes == 7
     assert (await mem.doctor()).consistent
-    assert (await mem.search("Paris"))[0].snippet == "Bob flew to Paris."
+    assert (await mem.search("Paris"))[0].snippet == "Bob flew to Paris with Alice."
 
 
 async def test_prune_metadata_leaves_files_for_doctor(mem: Memory) -> None:

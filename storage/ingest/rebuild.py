@@ -55,6 +55,7 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
             )
         ).all()
     n_items = n_chunks = n_vectors = n_nodes = 0
+    entities_written: set[str] = set()  # an entity shared by items of several batches is one node
     for start in range(0, len(rows), BATCH):
         part = rows[start : start + BATCH]
         ids = [r.id for r in part]
@@ -100,13 +101,15 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
                 relations=[(r.id, r.data_id, r.source_id, r.target_id) for r in rels if r.data_id in graph_items],
             )
             await engine.run(engine.graph.add, change)
-            n_nodes += len(change.items) + len(change.chunks) + len(change.entities)
+            n_nodes += len(change.items) + len(change.chunks)
+            entities_written.update(change.entities)
         crash_point("mid_rebuild")
         async with engine.meta.write() as conn:
             await conn.execute(update(data).where(data.c.id.in_(ids)).values(graph_ok=True, vectors_ok=True))
         n_items += len(part)
         n_chunks += len(crows)
     await engine.meta.call(set_state, "rebuild_pending", None, write=True)
+    n_nodes += len(entities_written)
     return RebuildReport(
         items=n_items,
         chunks=n_chunks,

@@ -143,6 +143,41 @@ async def test_entity_forget_erases_the_subject(settings: Settings) -> None:
             assert _scan(settings.data_dir, vec)
 
 
+async def test_entity_forget_finds_the_subject_through_an_index(settings: Settings) -> None:
+    """The subject is found by its normalised name across owners (a dataset shared with the caller); every
+    statement of the preview and the delete that looks it up probes an index instead of reading the whole
+    entity table (7 ms per statement at 100,000 entities)."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if settings.metadata_url:
+        pytest.skip("SQLite's query plans")
+    await _seed(settings)
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "entities.norm" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        async with Memory(settings) as mem:
+            assert (await mem.forget(entity="alice", dry_run=True)).items == 3
+            assert (await mem.forget(entity="alice")).items == 3
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert len(seen) >= 10
+    db = sqlite3.connect(settings.data_dir / "metadata.db")
+    try:
+        for statement, parameters in seen:
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            assert "SCAN entities" not in plan, (statement, plan)
+    finally:
+        db.close()
+
+
 async def test_export_holds_exactly_what_the_forget_removes(settings: Settings, tmp_path: Path) -> None:
     import json
     import os

@@ -133,6 +133,10 @@ entities = Table(
     Column("type", String(64), nullable=True),
     Column("description", Text, nullable=True),
     Index("ix_entities_owner_norm", "owner_id", "norm"),
+    # forget(entity=…) finds the entity by name across owners (datasets shared with the caller), which the
+    # index above, led by the owner, does not serve: every statement of its plan read the whole table
+    # (7 ms per statement at 100,000 entities, ~10 statements per plan, in the preview and the delete alike).
+    Index("ix_entities_norm", "norm"),
 )
 
 # These rows are the reference counts of graph nodes: a node is shared iff a live item outside a plan

@@ -6,7 +6,9 @@ import base64
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from memsweep.errors import InvalidInput
 from memsweep.results import AuditEntry, Candidate, DataItem, DataPage, DatasetInfo, ForgetReport, SearchHit
@@ -14,7 +16,7 @@ from memsweep.storage import access
 from memsweep.storage.engine import Engine
 from memsweep.storage.ids import normalise_name
 from memsweep.storage.stores.schema import audit, chunks, data, data_entities, datasets, entities, users
-from sqlalchemy import and_, case, func, literal, select, tuple_
+from sqlalchemy import Connection, and_, case, func, literal, select, tuple_
 
 _WORD = re.compile(r"\w+")
 # -ln of what one mentioned query entity (0.4) and one neighbour (0.6) leave of the missing score: ordering
@@ -23,36 +25,39 @@ _LOG_MATCHED, _LOG_NEAR = -math.log(0.4), -math.log(0.6)
 
 
 async def list_datasets(engine: Engine, user: str) -> list[DatasetInfo]:
-    async with engine.meta.read() as conn:
-        uid = await conn.run_sync(access.user_id, user, create=False)
+    now = engine.now()
+
+    def read(conn: Connection) -> tuple[Sequence[Any], set[str], set[str]]:
+        uid = access.user_id(conn, user, create=False)
         if uid is None:
-            return []
+            return [], set(), set()
         live = (
             select(data.c.dataset_id, func.count().label("n"))
-            .where(access.live_items(engine.now()))
+            .where(access.live_items(now))
             .group_by(data.c.dataset_id)
             .subquery()
         )
-        rows = (
-            await conn.execute(
-                select(
-                    datasets.c.id,
-                    datasets.c.name,
-                    datasets.c.owner_id,
-                    users.c.name.label("owner"),
-                    datasets.c.created_at,
-                    datasets.c.retention_days,
-                    datasets.c.hold,
-                    func.coalesce(live.c.n, 0).label("n"),
-                )
-                .join(users, users.c.id == datasets.c.owner_id)
-                .outerjoin(live, live.c.dataset_id == datasets.c.id)
-                .where(access.visible_condition(uid))
-                .order_by(datasets.c.created_at, datasets.c.id)
+        rows = conn.execute(
+            select(
+                datasets.c.id,
+                datasets.c.name,
+                datasets.c.owner_id,
+                users.c.name.label("owner"),
+                datasets.c.created_at,
+                datasets.c.retention_days,
+                datasets.c.hold,
+                func.coalesce(live.c.n, 0).label("n"),
             )
+            .join(users, users.c.id == datasets.c.owner_id)
+            .outerjoin(live, live.c.dataset_id == datasets.c.id)
+            .where(access.visible_condition(uid))
+            .order_by(datasets.c.created_at, datasets.c.id)
         ).all()
-        deletable = set(await conn.run_sync(access.deletable_dataset_ids, uid))
-        readable = {r[0] for r in await conn.execute(select(datasets.c.id).where(access.readable_condition(uid)))}
+        deletable = set(access.deletable_dataset_ids(conn, uid))
+        readable = {r[0] for r in conn.execute(select(datasets.c.id).where(access.readable_condition(uid)))}
+        return rows, deletable, readable
+
+    rows, deletable, readable = await engine.meta.call(read)
     return [
         DatasetInfo(
             id=r.id,
@@ -91,21 +96,25 @@ async def list_data_page(
         raise InvalidInput(f"`limit` must be between 1 and {max_page}.")
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise InvalidInput("`dataset_id` is required.")
-    async with engine.meta.read() as conn:
-        uid = await conn.run_sync(access.user_id, user, create=False)
-        ds = await conn.run_sync(access.require_dataset, uid, dataset_id.strip(), "read")
+    now = engine.now()
+
+    def read(conn: Connection) -> tuple[str, Sequence[Any]]:
+        uid = access.user_id(conn, user, create=False)
+        ds = access.require_dataset(conn, uid, dataset_id.strip(), "read")
         n_chunks = select(func.count()).where(chunks.c.data_id == data.c.id).scalar_subquery()
         n_entities = select(func.count()).where(data_entities.c.data_id == data.c.id).scalar_subquery()
         stmt = (
             select(data, n_chunks.label("n_chunks"), n_entities.label("n_entities"))
-            .where(data.c.dataset_id == ds.id, access.live_items(engine.now()))
+            .where(data.c.dataset_id == ds.id, access.live_items(now))
             .order_by(data.c.created_at, data.c.id)
             .limit(limit + 1)
         )
-        if cursor:
-            at, after = _decode_cursor(cursor)
-            stmt = stmt.where(tuple_(data.c.created_at, data.c.id) > tuple_(at, after))
-        rows = (await conn.execute(stmt)).all()
+        if after is not None:
+            stmt = stmt.where(tuple_(data.c.created_at, data.c.id) > tuple_(*after))
+        return ds.id, conn.execute(stmt).all()
+
+    after = _decode_cursor(cursor) if cursor else None  # a bad cursor is refused before any read
+    ds_id, rows = await engine.meta.call(read)
     page = rows[:limit]
     items = [
         DataItem(
@@ -123,7 +132,7 @@ async def list_data_page(
         for r in page
     ]
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return DataPage(dataset_id=ds.id, items=items, next_cursor=next_cursor)
+    return DataPage(dataset_id=ds_id, items=items, next_cursor=next_cursor)
 
 
 async def list_data(engine: Engine, user: str, dataset_id: str) -> list[DataItem]:
@@ -145,31 +154,25 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
         raise InvalidInput("`query` must be 1–10,000 characters.")
     if not isinstance(limit, int) or not 1 <= limit <= limits.max_search_limit:
         raise InvalidInput(f"`limit` must be between 1 and {limits.max_search_limit}.")
-    async with engine.meta.read() as conn:
-        uid = await conn.run_sync(access.user_id, user, create=False)
+    words = [w.casefold() for w in _WORD.findall(query)][:50]
+    grams = {normalise_name(" ".join(words[i : i + n])) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+
+    def scope(conn: Connection) -> tuple[list[str], list[str]]:
+        """The datasets the caller may read (or the one asked for), and the query's entities in them."""
+        uid = access.user_id(conn, user, create=False)
         if uid is None:
-            return []
+            return [], []
         if dataset is not None:
-            ds_ids = [(await conn.run_sync(access.require_dataset, uid, dataset, "read")).id]
+            ds_ids = [access.require_dataset(conn, uid, dataset, "read").id]
         else:
-            ds_ids = [r[0] for r in (await conn.execute(select(datasets.c.id).where(access.readable_condition(uid))))]
-        owners = [
-            r[0] for r in (await conn.execute(select(datasets.c.owner_id).where(datasets.c.id.in_(ds_ids)).distinct()))
-        ]
-        words = [w.casefold() for w in _WORD.findall(query)][:50]
-        grams = {normalise_name(" ".join(words[i : i + n])) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
-        matched = (
-            [
-                r[0]
-                for r in (
-                    await conn.execute(
-                        select(entities.c.id).where(entities.c.owner_id.in_(owners), entities.c.norm.in_(sorted(grams)))
-                    )
-                )
-            ]
-            if grams and owners
-            else []
-        )
+            ds_ids = [r[0] for r in conn.execute(select(datasets.c.id).where(access.readable_condition(uid)))]
+        owners = [r[0] for r in conn.execute(select(datasets.c.owner_id).where(datasets.c.id.in_(ds_ids)).distinct())]
+        if not grams or not owners:
+            return ds_ids, []
+        named = select(entities.c.id).where(entities.c.owner_id.in_(owners), entities.c.norm.in_(sorted(grams)))
+        return ds_ids, [r[0] for r in conn.execute(named)]
+
+    ds_ids, matched = await engine.meta.call(scope)
     if not ds_ids:
         return []
     vector = (await engine.run(engine.embedder.embed, [query]))[0]
@@ -199,34 +202,36 @@ async def search(engine: Engine, user: str, query: str, dataset: str | None = No
             .group_by(data_entities.c.data_id)
         )
         best = counted.order_by((m * _LOG_MATCHED + n * _LOG_NEAR).desc(), data_entities.c.data_id.desc()).limit(limit)
-        async with engine.meta.read() as conn:
-            found = {r.data_id: (r.m, r.n) for r in await conn.execute(best)}
+
+        def graph_counts(conn: Connection) -> dict[str, tuple[int, int]]:
+            found = {r.data_id: (r.m, r.n) for r in conn.execute(best)}
             if scores:
-                for r in await conn.execute(counted.where(data_entities.c.data_id.in_(list(scores)))):
+                for r in conn.execute(counted.where(data_entities.c.data_id.in_(list(scores)))):
                     found[r.data_id] = (r.m, r.n)
+            return found
+
+        found = await engine.meta.call(graph_counts)
         for data_id, (m_count, n_count) in found.items():
             prev = scores.get(data_id, (0.0, None))
             scores[data_id] = (1.0 - (1.0 - prev[0]) * 0.4**m_count * 0.6**n_count, prev[1])
     if not scores:
         return []
-    async with engine.meta.read() as conn:
-        rows = {
-            r.id: r
-            for r in (
-                await conn.execute(
-                    select(data.c.id, data.c.dataset_id, data.c.name).where(
-                        data.c.id.in_(list(scores)), access.live_items(engine.now()), data.c.dataset_id.in_(ds_ids)
-                    )
-                )
-            )
-        }
+    live = select(data.c.id, data.c.dataset_id, data.c.name).where(
+        data.c.id.in_(list(scores)), access.live_items(engine.now()), data.c.dataset_id.in_(ds_ids)
+    )
+
+    def hydrate(conn: Connection) -> tuple[dict[str, Any], list[tuple[float, str]], dict[str, str]]:
+        rows = {r.id: r for r in conn.execute(live)}
         # No padding: a hit that shares nothing with the query (score 0) is not a hit.
         ranked = sorted((s, d) for d, (s, _c) in scores.items() if d in rows and s > 0)[::-1][:limit]
         snippets: dict[str, str] = {}
         for _s, d in ranked:
             chunk_id = scores[d][1]
             cond = chunks.c.id == chunk_id if chunk_id else and_(chunks.c.data_id == d, chunks.c.seq == 0)
-            snippets[d] = (await conn.execute(select(chunks.c.text).where(cond))).scalar() or ""
+            snippets[d] = conn.execute(select(chunks.c.text).where(cond)).scalar() or ""
+        return rows, ranked, snippets
+
+    rows, ranked, snippets = await engine.meta.call(hydrate)
     return [
         SearchHit(
             data_id=d,
@@ -248,9 +253,11 @@ async def forget_candidates(
     if not isinstance(limit, int) or not 1 <= limit <= engine.settings.limits.max_search_limit:
         raise InvalidInput(f"`limit` must be between 1 and {engine.settings.limits.max_search_limit}.")
     hits = await search(engine, user, query, dataset, engine.settings.limits.max_search_limit)
-    async with engine.meta.read() as conn:
-        uid = await conn.run_sync(access.user_id, user, create=False)
-        deletable = set(await conn.run_sync(access.deletable_dataset_ids, uid))
+
+    def deletable_ids(conn: Connection) -> set[str]:
+        return set(access.deletable_dataset_ids(conn, access.user_id(conn, user, create=False)))
+
+    deletable = await engine.meta.call(deletable_ids)
     chosen = [h for h in hits if h.dataset_id in deletable][:limit]
     skipped = sum(1 for h in hits if h.dataset_id not in deletable)
     candidates = [
@@ -270,11 +277,10 @@ async def forget_candidates(
 
 
 async def audit_log(engine: Engine, user: str | None = None, limit: int = 100) -> list[AuditEntry]:
-    async with engine.meta.read() as conn:
-        stmt = select(audit).order_by(audit.c.seq.desc()).limit(limit)
-        if user is not None:
-            stmt = stmt.where(audit.c.user_name == user)
-        rows = (await conn.execute(stmt)).all()
+    stmt = select(audit).order_by(audit.c.seq.desc()).limit(limit)
+    if user is not None:
+        stmt = stmt.where(audit.c.user_name == user)
+    rows = await engine.meta.call(lambda conn: conn.execute(stmt).all())
     return [
         AuditEntry(
             seq=r.seq,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memsweep.config import Settings
 from memsweep.errors import InvalidInput
@@ -33,6 +33,9 @@ from memsweep.storage.engine import Engine
 from memsweep.storage.ingest import adding as ingest
 from memsweep.storage.ingest import rebuild
 from memsweep.storage.lifecycle import open_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["Memory", "forget_target", "prune_target"]
 
@@ -137,14 +140,15 @@ class Memory:
         """The id of a dataset the caller can see, by id or name (None when there is none)."""
         from memsweep.storage import access
 
-        async with self.engine.meta.read() as conn:
-            uid = await conn.run_sync(access.user_id, self.user, create=False)
-            ds = (
-                await conn.run_sync(access.find_dataset, uid, ref.strip())
-                if isinstance(ref, str) and ref.strip()
-                else None
-            )
-        return ds.id if ds else None
+        if not isinstance(ref, str) or not ref.strip():
+            return None
+        user = self.user
+
+        def find(conn: Connection) -> str | None:
+            ds = access.find_dataset(conn, access.user_id(conn, user, create=False), ref.strip())
+            return ds.id if ds else None
+
+        return await self.engine.meta.call(find)
 
     async def grant(self, user: str, dataset_id: str, permission: str) -> None:
         """Operator call: give `user` a permission on a dataset (not exposed as a tool)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sized
+from typing import TYPE_CHECKING
 
 from memsweep.results import DoctorFinding, DoctorReport
 from memsweep.storage.deletion import erasure, recovery
@@ -12,7 +13,9 @@ from memsweep.storage.engine import Engine
 from memsweep.storage.ingest.rebuild import mark_for_rebuild, rebuild_locked
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, journal, relations
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger("memsweep.maintenance")
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memsweep.results import DeletionCounts
 from memsweep.storage.deletion.planner import Plan, Wipe
 from memsweep.storage.engine import Engine
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, datasets, relations
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def _count(conn: AsyncConnection, stmt: Select[Any]) -> int:

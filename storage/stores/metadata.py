@@ -1,4 +1,5 @@
-"""The metadata store: SQLAlchemy 2 async, SQLite + aiosqlite by default, PostgreSQL + psycopg 3 for teams.
+"""The metadata store: SQLAlchemy 2, SQLite by default (aiosqlite under its asyncio layer), PostgreSQL + psycopg 3
+for teams. The hot paths run each transaction as one function on a plain driver connection (`call`).
 
 SQLite facts from ENGINES.md shape this module: every write transaction starts with `BEGIN IMMEDIATE`
 (plain deferred BEGIN lost 416 of 500 concurrent updates), WAL with a busy timeout, `secure_delete=ON`
@@ -18,14 +19,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from memsweep.errors import StoreUnavailable
 from memsweep.storage.stores import postgres
 from memsweep.storage.stores.schema import ADDED_COLUMNS, metadata
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import URL, Connection, Engine, create_engine, event, func, make_url, select, text
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 
@@ -38,21 +41,34 @@ def sqlite_url(path: Path) -> str:
 
 
 class MetadataStore:
-    """Owns the async engine; hands out read and write transactions."""
+    """Hands out read and write transactions: `call` (a function in one transaction on a plain driver
+    connection, in a worker thread) for every hot path, `read`/`write` (SQLAlchemy's asyncio layer) for
+    the rest. The asyncio engine is made at its first use: a process that only adds, searches, lists and
+    deletes never imports that layer (8 MB of memory and ~30 ms of start-up, measured in the engine process
+    that a client starting a server per call pays for each call)."""
 
-    def __init__(self, engine: AsyncEngine, path: Path | None, sync_engine: Engine | None = None) -> None:
-        self.engine = engine
+    def __init__(
+        self, url: URL, path: Path | None, sync_engine: Engine | None, make_async: Callable[[], AsyncEngine]
+    ) -> None:
+        self.url = url
         self.path = path  # the SQLite file, when there is one (erasure and doctor read it)
-        self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_postgres = url.get_backend_name() == "postgresql"
         # What an erase cannot reach on this database (PostgreSQL: WAL copies kept by the server's settings);
         # None when an erase removes everything. Set at open; the deletion report quotes it.
         self.erase_limits: str | None = None
-        reads = {"isolation_level": "REPEATABLE READ"} if self.is_postgres else {}
-        self._reader = engine.execution_options(**reads)
-        self._writer = engine.execution_options(memsweep_write=True)
+        self._reads = {"isolation_level": "REPEATABLE READ"} if self.is_postgres else {}
+        self._make_async = make_async
+        self._async: AsyncEngine | None = None
         self._sync = sync_engine
-        self._sync_reader = sync_engine.execution_options(**reads) if sync_engine else None
+        self._sync_reader = sync_engine.execution_options(**self._reads) if sync_engine else None
         self._sync_writer = sync_engine.execution_options(memsweep_write=True) if sync_engine else None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """SQLAlchemy's asyncio engine, made at the first call that needs it."""
+        if self._async is None:
+            self._async = self._make_async()
+        return self._async
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
@@ -72,46 +88,50 @@ class MetadataStore:
             kwargs = {"pool_size": 4, "max_overflow": 8, "connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
         elif is_postgres:
             kwargs = {"pool_size": 4, "max_overflow": 8, "pool_pre_ping": True}
+        parsed = make_url(url)
+        hooks = postgres.install_hooks if is_postgres else _install_sqlite_hooks if is_sqlite else None
+
+        def make_async() -> AsyncEngine:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = create_async_engine(parsed, **kwargs)
+            if hooks is not None:
+                hooks(engine.sync_engine)
+            return engine
+
+        sync_engine = None
         try:
-            engine = create_async_engine(url, **kwargs)
+            if is_postgres:
+                # psycopg 3 serves both sides: the sync engine for `call`, the async one for `read`/`write`.
+                sync_engine = create_engine(parsed, **kwargs)
+                postgres.declare_partial_indexes()
+            elif is_sqlite:
+                # The same file through the stdlib driver, for `call`: a statement through the asyncio layer
+                # cost 0.57–0.67 ms here, on a plain connection 0.08–0.11 ms (bench/sql_overhead.py).
+                sync_engine = create_engine(
+                    parsed.set(drivername="sqlite"),
+                    pool_size=4,
+                    max_overflow=8,
+                    connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                )
+            else:
+                make_async()  # another database runs everything through its async driver: fail here if absent
         except ImportError as exc:
             raise StoreUnavailable(
                 f"The driver for {url.split(':', 1)[0]} is not installed ({exc}). "
                 "For PostgreSQL: pip install 'memsweep[postgres]'. Nothing was changed."
             ) from exc
-        sync_engine = None
-        if is_postgres:
-            # psycopg 3 serves both sides: the async engine for transactions, the sync one for `call`.
-            sync_engine = create_engine(engine.url, **kwargs)
-            postgres.declare_partial_indexes()
-            postgres.install_hooks(engine.sync_engine)
-            postgres.install_hooks(sync_engine)
-        if is_sqlite:
-            _install_sqlite_hooks(engine.sync_engine)
-            # The same file through the stdlib driver, for `call`: a statement through the asyncio layer
-            # cost 0.57–0.67 ms here, on a plain connection 0.08–0.11 ms (bench/sql_overhead.py).
-            sync_engine = create_engine(
-                engine.url.set(drivername="sqlite"),
-                pool_size=4,
-                max_overflow=8,
-                connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-            )
-            _install_sqlite_hooks(sync_engine)
-        store = cls(engine, Path(engine.url.database) if is_sqlite and engine.url.database else None, sync_engine)
+        if sync_engine is not None and hooks is not None:
+            hooks(sync_engine)
+        store = cls(parsed, Path(parsed.database) if is_sqlite and parsed.database else None, sync_engine, make_async)
         try:
             if await store._schema_recorded() != SCHEMA_FINGERPRINT:
-                async with store.write() as conn:
-                    await conn.run_sync(metadata.create_all)
-                    await conn.run_sync(_add_missing_columns)
-                    if is_postgres:
-                        await conn.run_sync(postgres.prepare_schema)
+                await store.call(_bring_up_to_date, is_postgres, write=True)
                 await store._record_schema()
         except Exception as exc:
-            await engine.dispose()
-            if sync_engine is not None:
-                sync_engine.dispose()
+            await store.close()
             raise StoreUnavailable(
-                f"Cannot open the metadata database ({engine.url.render_as_string(hide_password=True)}): "
+                f"Cannot open the metadata database ({parsed.render_as_string(hide_password=True)}): "
                 f"{exc}. Nothing was changed; check the data directory's permissions and free space."
             ) from exc
         if is_postgres:
@@ -143,13 +163,13 @@ class MetadataStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction: one consistent snapshot for everything read inside it."""
-        async with self._reader.connect() as conn, conn.begin():
+        async with self.engine.execution_options(**self._reads).connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (`BEGIN IMMEDIATE` on SQLite): commits on exit, rolls back on error."""
-        async with self._writer.connect() as conn, conn.begin():
+        async with self.engine.execution_options(memsweep_write=True).connect() as conn, conn.begin():
             yield conn
 
     async def call(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
@@ -209,7 +229,7 @@ class MetadataStore:
         written."""
         marker = data_dir / STORE_ID_FILE
         on_disk = marker.read_text().strip() if marker.exists() else None
-        where = self.engine.url.render_as_string(hide_password=True)
+        where = self.url.render_as_string(hide_password=True)
 
         def claim(conn: Connection) -> str | None:
             current = get_state(conn, "store_id")
@@ -253,7 +273,8 @@ class MetadataStore:
         return in_meta
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._async is not None:
+            await self._async.dispose()
         if self._sync is not None:
             self._sync.dispose()
 
@@ -299,6 +320,13 @@ def _live_items(conn: Connection) -> int:
     from memsweep.storage.stores.schema import data
 
     return int(conn.execute(select(func.count()).select_from(data)).scalar_one())
+
+
+def _bring_up_to_date(conn: Connection, is_postgres: bool) -> None:
+    metadata.create_all(conn)
+    _add_missing_columns(conn)
+    if is_postgres:
+        postgres.prepare_schema(conn)
 
 
 def _add_missing_columns(conn: Connection) -> None:

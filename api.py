@@ -161,8 +161,8 @@ class Memory:
         from memsweep.storage import access
         from memsweep.storage.ids import parse_uuid
 
-        async with self.engine.meta.write() as conn:
-            await conn.run_sync(access.grant, user, parse_uuid(dataset_id, "dataset_id"), permission, allow=allow)
+        ds = parse_uuid(dataset_id, "dataset_id")
+        await self.engine.meta.call(lambda conn: access.grant(conn, user, ds, permission, allow=allow), write=True)
 
     # -- the delete path -------------------------------------------------------------------------------
     async def plan(self, target: Target) -> Plan:

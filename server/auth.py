@@ -12,7 +12,7 @@ from mcp.server.auth.provider import AccessToken
 from memsweep.storage import access
 from memsweep.storage.stores.metadata import MetadataStore, sqlite_url
 from memsweep.storage.stores.schema import api_tokens
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 PREFIX = "mst_"
 
@@ -23,21 +23,21 @@ def hash_token(token: str) -> str:
 
 async def create_token(meta: MetadataStore, user: str) -> str:
     token = PREFIX + secrets.token_urlsafe(32)
-    async with meta.write() as conn:
-        await conn.run_sync(access.user_id, access.check_user_name(user), create=True)
-        await conn.execute(
-            api_tokens.insert().values(token_hash=hash_token(token), user_name=user, created_at=access.now())
-        )
+    name = access.check_user_name(user)
+    row = api_tokens.insert().values(token_hash=hash_token(token), user_name=user, created_at=access.now())
+
+    def write(conn: Connection) -> None:
+        access.user_id(conn, name, create=True)
+        conn.execute(row)
+
+    await meta.call(write, write=True)
     return token
 
 
 async def revoke_tokens(meta: MetadataStore, *, user: str | None = None, token: str | None = None) -> int:
     cond = api_tokens.c.user_name == user if user is not None else api_tokens.c.token_hash == hash_token(token or "")
-    async with meta.write() as conn:
-        result = await conn.execute(
-            update(api_tokens).where(cond, api_tokens.c.revoked_at.is_(None)).values(revoked_at=access.now())
-        )
-    return int(result.rowcount or 0)
+    revoke = update(api_tokens).where(cond, api_tokens.c.revoked_at.is_(None)).values(revoked_at=access.now())
+    return await meta.call(lambda conn: int(conn.execute(revoke).rowcount or 0), write=True)
 
 
 class StoredTokenVerifier:
@@ -52,14 +52,10 @@ class StoredTokenVerifier:
             return None
         if self._meta is None:
             self._meta = await MetadataStore.open(self._url)
-        async with self._meta.read() as conn:
-            row = (
-                await conn.execute(
-                    select(api_tokens.c.user_name).where(
-                        api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+        live = select(api_tokens.c.user_name).where(
+            api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None)
+        )
+        row = await self._meta.call(lambda conn: conn.execute(live).first())
         if row is None:
             return None
         return AccessToken(token=token, client_id=row[0], scopes=[], subject=row[0])

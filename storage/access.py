@@ -1,7 +1,7 @@
 """Users, datasets and permissions, read and written inside the caller's metadata transaction.
 
-Plain (sync) functions over a `Connection`: the delete path runs them through `MetadataStore.call` (one
-worker-thread hop for a whole transaction); async code calls them with `await conn.run_sync(fn, ...)`.
+Plain (sync) functions over a `Connection`, run inside a function given to `MetadataStore.call` (one
+worker-thread hop for a whole transaction).
 """
 
 from __future__ import annotations

@@ -441,3 +441,53 @@ async def test_an_older_store_gains_the_first_item_indexes_and_rederives_the_sam
     )
     assert "ix_data_entities_first_type" in plan and "TEMP B-TREE" not in plan  # an index probe, no sort
     db.close()
+
+
+EVERY_PATH = """
+import asyncio, json, sys
+from pathlib import Path
+from memsweep.api import Memory
+from memsweep.config import Settings
+
+async def main():
+    settings = Settings(data_dir=Path(sys.argv[1]), user="alice")
+    async with Memory(settings) as mem:  # a new store: its open runs the recovery steps
+        a = await mem.add("notes", text="Alice moved to Oslo.", entities=[{"name": "Alice"}, {"name": "Oslo"}])
+        b = await mem.add("trips", text="Alice flew to Rome.", entities=[{"name": "Alice"}])
+        await mem.add("work", text="Bob runs Atlas.", entities=[{"name": "Bob"}])
+        await mem.search("Alice in Oslo")
+        await mem.datasets.list_datasets()
+        await mem.datasets.list_data_page(a.dataset_id)
+        await mem.grant("bob", a.dataset_id, "read")
+        await mem.datasets.delete_data(dataset_id=a.dataset_id, data_id=a.data_id)
+        await mem.datasets.delete_data(dataset_id=b.dataset_id, data_id=b.data_id, erase=False)
+        await mem.forget(entity="bob", dry_run=True)
+        await mem.forget(query="Atlas", dry_run=True)
+        await mem.prune.prune_system(graph=True, vector=False, metadata=False, cache=False)
+        rebuilt = await mem.rebuild()
+        report = await mem.doctor()
+        await mem.audit()
+    print(json.dumps({"rebuilt": rebuilt.items, "consistent": report.consistent, "modules": sorted(sys.modules)}))
+
+asyncio.run(main())
+"""
+
+
+async def test_no_path_loads_the_asyncio_layer(tmp_path, metadata_backend: str | None) -> None:
+    """Every path runs its transactions on a plain driver connection (MetadataStore.call): the open of a new
+    store with its recovery steps, adds, search, lists, a grant, deletes keeping and erasing, previews,
+    prune, rebuild, doctor, the audit log. SQLAlchemy's asyncio layer, made on first use, is never made:
+    imported on the event loop it stalled an open for 92 ms, and it costs a process 8 MB."""
+    import json
+    import subprocess
+    import sys
+
+    import anyio.to_thread
+
+    argv = [sys.executable, "-c", EVERY_PATH, str(tmp_path / "store")]
+    proc = await anyio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, text=True, timeout=180))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["rebuilt"] == 1 and out["consistent"]  # the control: the paths ran
+    loaded = {"sqlalchemy.ext.asyncio", "sqlalchemy.orm", "aiosqlite", "greenlet"} & set(out["modules"])
+    assert not loaded, sorted(loaded)

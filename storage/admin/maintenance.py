@@ -5,27 +5,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sized
-from typing import TYPE_CHECKING
+from typing import Any
 
 from memsweep.results import DoctorFinding, DoctorReport
 from memsweep.storage.deletion import erasure, recovery
 from memsweep.storage.engine import Engine
 from memsweep.storage.ingest.rebuild import mark_for_rebuild, rebuild_locked
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, journal, relations
-from sqlalchemy import select
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 log = logging.getLogger("memsweep.maintenance")
 
 
-async def _owned_hashes(conn: AsyncConnection) -> set[str]:
+def _owned_hashes(conn: Connection) -> set[str]:
     """File-store keys of the files the store owns for items not being deleted."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(data.c.file_key).where(data.c.owned, data.c.file_state == "stored", data.c.status != "deleting")
     )
     return {r[0] for r in rows}
+
+
+def _read_all(conn: Connection) -> tuple[Any, ...]:
+    """Everything the check compares the derived stores with, in one snapshot."""
+    open_journal = conn.execute(select(journal.c.id).where(journal.c.status == "open")).all()
+    items = conn.execute(select(data.c.id, data.c.status, data.c.graph_ok, data.c.vectors_ok, data.c.dataset_id)).all()
+    crows = conn.execute(select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash)).all()
+    ents = conn.execute(select(data_entities)).all()
+    ments = conn.execute(select(chunk_entities)).all()
+    rels = conn.execute(select(relations.c.id, relations.c.data_id)).all()
+    return open_journal, items, crows, ents, ments, rels, _owned_hashes(conn)
 
 
 async def doctor(engine: Engine, repair: bool = False) -> DoctorReport:
@@ -73,17 +81,8 @@ async def _check(engine: Engine, only_graph: bool = False) -> DoctorReport:
         if n:
             findings.append(DoctorFinding(kind=kind, count=n, detail=detail))
 
-    async with engine.meta.read() as conn:
-        open_journal = (await conn.execute(select(journal.c.id).where(journal.c.status == "open"))).all()
-        items = (
-            await conn.execute(select(data.c.id, data.c.status, data.c.graph_ok, data.c.vectors_ok, data.c.dataset_id))
-        ).all()
-        live = {r.id for r in items if r.status == "active"}
-        crows = (await conn.execute(select(chunks.c.id, chunks.c.data_id, chunks.c.text_hash))).all()
-        ents = (await conn.execute(select(data_entities))).all()
-        ments = (await conn.execute(select(chunk_entities))).all()
-        rels = (await conn.execute(select(relations.c.id, relations.c.data_id))).all()
-        owned = await _owned_hashes(conn)
+    open_journal, items, crows, ents, ments, rels, owned = await engine.meta.call(_read_all)
+    live = {r.id for r in items if r.status == "active"}
     find("open_journal", open_journal, "deletions interrupted before they finished")
     find(
         "unfinished_add",
@@ -170,14 +169,12 @@ async def _repair(engine: Engine, report: DoctorReport) -> None:
     if graph_bad:
         await engine.run(engine.graph.wipe)
     await rebuild_locked(engine)
-    async with engine.meta.read() as conn:
-        owned = await _owned_hashes(conn)
-        live_hashes = {
-            engine.cache_key(r[0])
-            for r in await conn.execute(
-                select(chunks.c.text_hash).join(data, data.c.id == chunks.c.data_id).where(data.c.status == "active")
-            )
-        }
+
+    def kept(conn: Connection) -> tuple[set[str], set[str]]:
+        live = select(chunks.c.text_hash).join(data, data.c.id == chunks.c.data_id).where(data.c.status == "active")
+        return _owned_hashes(conn), {engine.cache_key(r[0]) for r in conn.execute(live)}
+
+    owned, live_hashes = await engine.meta.call(kept)
     for h in set(await engine.run(lambda: list(engine.files.hashes()))) - owned:
         await engine.run(engine.files.remove, h)
     await engine.run(engine.files.remove_stray_temp_files)

@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memsweep.results import DeletionCounts
 from memsweep.storage.deletion.planner import Plan, Wipe
 from memsweep.storage.engine import Engine
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, datasets, relations
-from sqlalchemy import Select, func, select
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Select, func, select
 
 
-async def _count(conn: AsyncConnection, stmt: Select[Any]) -> int:
-    return int((await conn.execute(stmt)).scalar_one())
+def _count(conn: Connection, stmt: Select[Any]) -> int:
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _metadata_layers(conn: Connection, wipe: Wipe) -> tuple[list[str], dict[str, DeletionCounts]]:
+    """The items a prune sees and the counts of its graph and metadata layers, in one snapshot."""
+    layers: dict[str, DeletionCounts] = {}
+    all_ids = [r[0] for r in conn.execute(select(data.c.id).where(data.c.status != "deleting")).all()]
+    if wipe.graph:
+        graph_items = select(data.c.id).where(data.c.graph_ok, data.c.status != "deleting")
+        graph_chunks = select(chunks.c.id).where(chunks.c.data_id.in_(graph_items))
+        items = _count(conn, select(func.count()).select_from(graph_items.subquery()))
+        n_chunks = _count(conn, select(func.count()).select_from(graph_chunks.subquery()))
+        n_entities = _count(
+            conn,
+            select(func.count(func.distinct(data_entities.c.entity_id))).where(
+                data_entities.c.data_id.in_(graph_items)
+            ),
+        )
+        mentions = _count(
+            conn, select(func.count()).select_from(chunk_entities).where(chunk_entities.c.chunk_id.in_(graph_chunks))
+        )
+        rels = _count(conn, select(func.count()).select_from(relations).where(relations.c.data_id.in_(graph_items)))
+        layers["graph"] = DeletionCounts(
+            nodes_deleted=items + n_chunks + n_entities, edges_deleted=n_chunks + mentions + rels
+        )
+    if wipe.metadata:
+        layers["metadata"] = DeletionCounts(
+            datasets=_count(conn, select(func.count()).select_from(datasets)),
+            items=len(all_ids),
+            chunks=_count(conn, select(func.count()).select_from(chunks)),
+        )
+    return all_ids, layers
 
 
 async def plan_prune(engine: Engine, wipe: Wipe) -> Plan:
@@ -25,38 +53,8 @@ async def plan_prune(engine: Engine, wipe: Wipe) -> Plan:
     # metadata=true also clears graph, vectors and cache: they are derived from it (INTERFACE.md).
     if wipe.metadata:
         wipe = Wipe(files=wipe.files, graph=True, vector=True, metadata=True, cache=True)
-    layers: dict[str, DeletionCounts] = {}
-    data_ids: tuple[str, ...] = ()
-    async with engine.meta.read() as conn:
-        all_ids = [r[0] for r in (await conn.execute(select(data.c.id).where(data.c.status != "deleting"))).all()]
-        if wipe.graph:
-            graph_items = select(data.c.id).where(data.c.graph_ok, data.c.status != "deleting")
-            graph_chunks = select(chunks.c.id).where(chunks.c.data_id.in_(graph_items))
-            items = await _count(conn, select(func.count()).select_from(graph_items.subquery()))
-            n_chunks = await _count(conn, select(func.count()).select_from(graph_chunks.subquery()))
-            n_entities = await _count(
-                conn,
-                select(func.count(func.distinct(data_entities.c.entity_id))).where(
-                    data_entities.c.data_id.in_(graph_items)
-                ),
-            )
-            mentions = await _count(
-                conn,
-                select(func.count()).select_from(chunk_entities).where(chunk_entities.c.chunk_id.in_(graph_chunks)),
-            )
-            rels = await _count(
-                conn, select(func.count()).select_from(relations).where(relations.c.data_id.in_(graph_items))
-            )
-            layers["graph"] = DeletionCounts(
-                nodes_deleted=items + n_chunks + n_entities, edges_deleted=n_chunks + mentions + rels
-            )
-        if wipe.metadata:
-            layers["metadata"] = DeletionCounts(
-                datasets=await _count(conn, select(func.count()).select_from(datasets)),
-                items=len(all_ids),
-                chunks=await _count(conn, select(func.count()).select_from(chunks)),
-            )
-            data_ids = tuple(sorted(all_ids))
+    all_ids, layers = await engine.meta.call(_metadata_layers, wipe)
+    data_ids = tuple(sorted(all_ids)) if wipe.metadata else ()
     if wipe.vector:
         layers["vector"] = DeletionCounts(vectors=await engine.run(engine.vectors.count))
     if wipe.files:

@@ -74,14 +74,12 @@ async def rollback_adds(engine: Engine) -> None:
 
 async def resume(engine: Engine) -> int:
     """Finish every open journal record (each step is idempotent). Returns how many were resumed."""
-    async with engine.meta.read() as conn:
-        rows = (
-            await conn.execute(
-                select(journal.c.id, journal.c.op, journal.c.user_name, journal.c.erase, journal.c.plan)
-                .where(journal.c.status == "open")
-                .order_by(journal.c.created_at)
-            )
-        ).all()
+    unfinished = (
+        select(journal.c.id, journal.c.op, journal.c.user_name, journal.c.erase, journal.c.plan)
+        .where(journal.c.status == "open")
+        .order_by(journal.c.created_at)
+    )
+    rows = await engine.meta.call(lambda conn: conn.execute(unfinished).all())
     for row in rows:
         record = json.loads(row.plan)
         log.warning("resuming deletion %s (%s) left unfinished by a previous run", row.id, row.op)
@@ -110,9 +108,8 @@ async def _mark_lost_graph(engine: Engine) -> None:
     if not engine.graph.created:
         return
     engine.graph.created = False
-    async with engine.meta.read() as conn:
-        if (await conn.execute(select(data.c.id).limit(1))).first() is None:
-            return  # a new store: nothing to rebuild, nothing to warn about
+    if await engine.meta.call(lambda conn: conn.execute(select(data.c.id).limit(1)).first()) is None:
+        return  # a new store: nothing to rebuild, nothing to warn about
     # Marked with rebuild_pending in one transaction; the rebuild itself is recover()'s next step.
     log.warning("graph was missing; it will be rebuilt from metadata")
     await mark_for_rebuild(engine, graph=True)

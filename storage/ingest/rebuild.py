@@ -3,6 +3,9 @@ layer, a lost graph file, a backend switch, or a graph a crash left different fr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from memsweep.results import RebuildReport
 from memsweep.storage.engine import Engine
 from memsweep.storage.faults import crash_point
@@ -10,7 +13,7 @@ from memsweep.storage.stores.graph import GraphAdd
 from memsweep.storage.stores.metadata import get_state, set_state
 from memsweep.storage.stores.schema import chunk_entities, chunks, data, data_entities, relations
 from memsweep.storage.stores.vectors import VectorRow
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 BATCH = 200
 
@@ -28,12 +31,15 @@ async def rebuild_if_pending(engine: Engine) -> None:
 async def mark_for_rebuild(engine: Engine, *, graph: bool = False, vectors: bool = False) -> None:
     """Mark every item as lacking its graph nodes and/or vectors, with `rebuild_pending` in the same
     transaction: do this before wiping a derived store, so a crash in between still rebuilds at start."""
-    async with engine.meta.write() as conn:
-        await conn.run_sync(set_state, "rebuild_pending", "1")
+
+    def mark(conn: Connection) -> None:
+        set_state(conn, "rebuild_pending", "1")
         if vectors:
-            await conn.execute(update(data).values(vectors_ok=False))
+            conn.execute(update(data).values(vectors_ok=False))
         if graph:
-            await conn.execute(update(data).values(graph_ok=False))
+            conn.execute(update(data).values(graph_ok=False))
+
+    await engine.meta.call(mark, write=True)
 
 
 async def rebuild_locked(engine: Engine) -> RebuildReport:
@@ -46,32 +52,16 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
 
     await engine.meta.call(set_state, "rebuild_pending", "1", write=True)
 
-    async with engine.meta.read() as conn:
-        rows = (
-            await conn.execute(
-                select(data.c.id, data.c.dataset_id, data.c.graph_ok, data.c.vectors_ok).where(
-                    data.c.status == "active", ~(data.c.graph_ok & data.c.vectors_ok)
-                )
-            )
-        ).all()
+    lacking = select(data.c.id, data.c.dataset_id, data.c.graph_ok, data.c.vectors_ok).where(
+        data.c.status == "active", ~(data.c.graph_ok & data.c.vectors_ok)
+    )
+    rows = await engine.meta.call(lambda conn: conn.execute(lacking).all())
     n_items = n_chunks = n_vectors = n_nodes = 0
     entities_written: set[str] = set()  # an entity shared by items of several batches is one node
     for start in range(0, len(rows), BATCH):
         part = rows[start : start + BATCH]
         ids = [r.id for r in part]
-        async with engine.meta.read() as conn:
-            crows = (
-                await conn.execute(
-                    select(chunks.c.id, chunks.c.data_id, chunks.c.text, chunks.c.text_hash)
-                    .where(chunks.c.data_id.in_(ids))
-                    .order_by(chunks.c.data_id, chunks.c.seq)
-                )
-            ).all()
-            ents = (await conn.execute(select(data_entities).where(data_entities.c.data_id.in_(ids)))).all()
-            ments = (
-                await conn.execute(select(chunk_entities).where(chunk_entities.c.chunk_id.in_([c.id for c in crows])))
-            ).all()
-            rels = (await conn.execute(select(relations).where(relations.c.data_id.in_(ids)))).all()
+        crows, ents, ments, rels = await engine.meta.call(_read_batch, ids)
         by_item = {r.id: r for r in part}
         vec_items = [r.id for r in part if not r.vectors_ok]
         if vec_items:
@@ -104,8 +94,8 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
             n_nodes += len(change.items) + len(change.chunks)
             entities_written.update(change.entities)
         crash_point("mid_rebuild")
-        async with engine.meta.write() as conn:
-            await conn.execute(update(data).where(data.c.id.in_(ids)).values(graph_ok=True, vectors_ok=True))
+        done = update(data).where(data.c.id.in_(ids)).values(graph_ok=True, vectors_ok=True)
+        await engine.meta.call(lambda conn, done=done: conn.execute(done), write=True)
         n_items += len(part)
         n_chunks += len(crows)
     await engine.meta.call(set_state, "rebuild_pending", None, write=True)
@@ -117,3 +107,16 @@ async def rebuild_locked(engine: Engine) -> RebuildReport:
         nodes=n_nodes,
         message=f"Rebuilt {n_items} item(s): {n_vectors} vector row(s) and {n_nodes} graph node(s) written.",
     )
+
+
+def _read_batch(conn: Connection, ids: list[str]) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]]:
+    """A batch's chunks (in order), entity references, mentions and relations, in one snapshot."""
+    crows = conn.execute(
+        select(chunks.c.id, chunks.c.data_id, chunks.c.text, chunks.c.text_hash)
+        .where(chunks.c.data_id.in_(ids))
+        .order_by(chunks.c.data_id, chunks.c.seq)
+    ).all()
+    ents = conn.execute(select(data_entities).where(data_entities.c.data_id.in_(ids))).all()
+    ments = conn.execute(select(chunk_entities).where(chunk_entities.c.chunk_id.in_([c.id for c in crows]))).all()
+    rels = conn.execute(select(relations).where(relations.c.data_id.in_(ids))).all()
+    return crows, ents, ments, rels

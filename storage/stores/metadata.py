@@ -101,6 +101,7 @@ class MetadataStore:
             return engine
 
         sync_engine = None
+        made: AsyncEngine | None = None
         try:
             if is_postgres:
                 # psycopg 3 serves both sides: the sync engine for `call`, the async one for `read`/`write`.
@@ -116,7 +117,7 @@ class MetadataStore:
                     connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
                 )
             else:
-                make_async()  # another database runs everything through its async driver: fail here if absent
+                made = make_async()  # another database runs everything through its async driver: fail here
         except ImportError as exc:
             raise StoreUnavailable(
                 f"The driver for {url.split(':', 1)[0]} is not installed ({exc}). "
@@ -125,6 +126,7 @@ class MetadataStore:
         if sync_engine is not None and hooks is not None:
             hooks(sync_engine)
         store = cls(parsed, Path(parsed.database) if is_sqlite and parsed.database else None, sync_engine, make_async)
+        store._async = made
         try:
             if await store._schema_recorded() != SCHEMA_FINGERPRINT:
                 await store.call(_bring_up_to_date, is_postgres, write=True)

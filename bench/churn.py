@@ -7,8 +7,8 @@ process, through the Python API, on a copy of a store of `--items` items (batch-
 bench/scenarios.py, or an existing `--data-dir`): each cycle adds one memory and deletes the oldest live
 one (erase=true, the default, except every fourth: erase=false), with a search every third cycle and a
 0.3 s pause every 20 cycles (the idle fold runs then, as in a real day). Per window of `--window` cycles
-it prints the p50 / p95 of add, delete and search, the data directory's size, the LanceDB fragments and
-versions, and the rows the history leaves (journal, audit, receipts). A cost that grows from window to
+it prints the p50 / p95 of add, delete and search, the data directory's size (MiB, as agent_day.py), the
+LanceDB fragments and versions, and the rows the history leaves (journal, audit, receipts). A cost that grows from window to
 window at a steady size is a cost of the history.
 """
 
@@ -18,27 +18,17 @@ import argparse
 import asyncio
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from first_call import store  # bench/ is the script's folder, on sys.path
-from workload import item, save
-
-
-def _size_mb(path: Path) -> float:
-    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
-
-
-def _spread(values: list[float]) -> list[float]:
-    ordered = sorted(values)
-    return [round(statistics.median(values), 1), round(ordered[int(0.95 * (len(values) - 1))], 1)]
+from agent_day import dir_mb, lance_state  # bench/ is the script's folder, on sys.path
+from first_call import store
+from workload import item, ms, save
 
 
 async def churn(data_dir: Path, cycles: int, window: int) -> list[dict[str, object]]:
-    import lance
     from memsweep import Memory
 
     rows: list[dict[str, object]] = []
@@ -48,26 +38,25 @@ async def churn(data_dir: Path, cycles: int, window: int) -> list[dict[str, obje
             live += [(ds.id, d.id) for d in await mem.datasets.list_data(ds.id)]
         live.sort(key=lambda pair: pair[1])  # a fixed order: the "oldest" is the first
         await asyncio.sleep(1.0)
-        uri = str(mem.engine.vectors.uri)
         times: dict[str, list[float]] = {"add": [], "delete": [], "search": []}
         for c in range(cycles):
             it = item(100_000 + c)
             start = time.perf_counter()
             added = await mem.add(it["dataset"], text=it["text"], entities=it["entities"])
-            times["add"].append((time.perf_counter() - start) * 1000)
+            times["add"].append(time.perf_counter() - start)
             live.append((added.dataset_id, added.data_id))
             dataset_id, data_id = live.pop(0)
             start = time.perf_counter()
             await mem.datasets.delete_data(dataset_id=dataset_id, data_id=data_id, erase=c % 4 != 3)
-            times["delete"].append((time.perf_counter() - start) * 1000)
+            times["delete"].append(time.perf_counter() - start)
             if c % 3 == 2:
                 start = time.perf_counter()
                 await mem.search(it["entities"][0]["name"], limit=10)
-                times["search"].append((time.perf_counter() - start) * 1000)
+                times["search"].append(time.perf_counter() - start)
             if c % 20 == 19:
                 await asyncio.sleep(0.3)
             if (c + 1) % window == 0:
-                ds = lance.dataset(uri)
+                fragments, versions = lance_state(data_dir)
                 db = sqlite3.connect(data_dir / "metadata.db")
                 history = {
                     t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("journal", "audit", "receipts")
@@ -75,12 +64,12 @@ async def churn(data_dir: Path, cycles: int, window: int) -> list[dict[str, obje
                 db.close()
                 rows.append({
                     "cycles": c + 1,
-                    **{f"{k}_p50_p95": _spread(v) for k, v in times.items()},
-                    "dir_mb": _size_mb(data_dir),
-                    "graph_mb": _size_mb(data_dir / "graph"),
-                    "metadata_mb": round((data_dir / "metadata.db").stat().st_size / 1e6, 1),
-                    "fragments": len(ds.get_fragments()),
-                    "versions": len(ds.versions()),
+                    **{k: ms(v) for k, v in times.items()},
+                    "dir_mb": round(dir_mb(data_dir), 1),
+                    "graph_mb": round(dir_mb(data_dir / "graph"), 1),
+                    "metadata_mb": round((data_dir / "metadata.db").stat().st_size / 2**20, 1),
+                    "fragments": fragments,
+                    "versions": versions,
                     **history,
                 })  # fmt: skip
                 print(rows[-1], flush=True)
@@ -104,9 +93,9 @@ def main() -> None:
     print(f"{'cycles':>7} {'add p50/p95':>13} {'delete p50/p95':>15} {'search p50/p95':>15} {'dir MB':>7} "
           f"{'graph MB':>9} {'meta MB':>8} {'frags':>6} {'vers':>5} {'receipts':>9}")  # fmt: skip
     for r in rows:
-        a, d, s = r["add_p50_p95"], r["delete_p50_p95"], r["search_p50_p95"]
+        a, d, s = (f"{r[k]['p50_ms']:.1f}/{r[k]['p95_ms']:.1f}" for k in ("add", "delete", "search"))
         print(
-            f"{r['cycles']:>7} {a[0]:>6}/{a[1]:<6} {d[0]:>7}/{d[1]:<7} {s[0]:>7}/{s[1]:<7} {r['dir_mb']:>7} "
+            f"{r['cycles']:>7} {a:>13} {d:>15} {s:>15} {r['dir_mb']:>7} "
             f"{r['graph_mb']:>9} {r['metadata_mb']:>8} {r['fragments']:>6} {r['versions']:>5} {r['receipts']:>9}"
         )
     save(args.out, {"argv": sys.argv[1:], "windows": rows})

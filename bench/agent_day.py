@@ -33,7 +33,7 @@ from mcp import Client, StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loop_probe import merged
-from workload import save
+from workload import save, scratch
 
 PROBE_SITE = Path(__file__).resolve().parent / "probe_site"
 NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Oslo", "Lisbon", "Atlas", "Orion", "Acme", "Quartz", "Nova"]
@@ -135,9 +135,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def run(args: argparse.Namespace) -> dict:
+async def run(args: argparse.Namespace, root: Path) -> dict:
     rng = random.Random(args.seed)
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="agent-day-")) / "d"
+    data_dir = root / "d"
     probe_out = Path(tempfile.mkdtemp(prefix="loop-probe-")) / "stalls"
     env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir), LOOP_PROBE_OUT=str(probe_out),
                PYTHONPATH=os.pathsep.join(filter(None, [str(PROBE_SITE), os.environ.get("PYTHONPATH")])))  # fmt: skip
@@ -238,7 +238,7 @@ async def run(args: argparse.Namespace) -> dict:
         )
         loop = stalls(probe_out)
         print(f"event loop: worst stall {loop['worst_ms']:.1f} ms, {loop['over_20ms']} stalls over 20 ms; "
-              f"worst: {loop['top'][:5]}", flush=True)  # fmt: skip
+              f"worst: {loop['top'][:5]}; the threads' stacks at each in {probe_out.parent}", flush=True)  # fmt: skip
         idle_rss = idle[f"{args.idle_end:.0f}s"] if args.idle_end > 0 else memory_mb(pid)["rss_mb"]
     result = {"args": vars(args), "first_call_ms": first_call_ms, "idle_rss_mb": idle_rss, "idle_rss": idle,
               "idle_anon": idle_anon, "idle_detail": idle_detail,
@@ -302,7 +302,8 @@ def main() -> None:
     ap.add_argument("--data-dir")
     ap.add_argument("--out")
     args = ap.parse_args()
-    save(args.out, asyncio.run(run(args)))
+    with scratch("agent-day-", args.data_dir) as root:
+        save(args.out, asyncio.run(run(args, root)))
 
 
 if __name__ == "__main__":

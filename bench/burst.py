@@ -101,11 +101,11 @@ def main() -> None:
     if args.one:
         print(json.dumps(asyncio.run(burst(Path(args.one), args.adds))))
         return
-    src = store(args.data_dir, args.items, "burst-")
-    sides = [("this checkout", None)] + ([(f"against {args.against}", args.against)] if args.against else [])
-    for r in range(args.rounds):
-        for label, path in sides if r % 2 == 0 else sides[::-1]:
-            print(f"round {r + 1}, {label}: {json.dumps(one_run(src, args.adds, path))}", flush=True)
+    with store(args.data_dir, args.items, "burst-") as src:
+        sides = [("this checkout", None)] + ([(f"against {args.against}", args.against)] if args.against else [])
+        for r in range(args.rounds):
+            for label, path in sides if r % 2 == 0 else sides[::-1]:
+                print(f"round {r + 1}, {label}: {json.dumps(one_run(src, args.adds, path))}", flush=True)
 
 
 if __name__ == "__main__":

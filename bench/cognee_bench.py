@@ -11,9 +11,11 @@ Prints one JSON object.
 """
 
 import asyncio
+import atexit
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -21,6 +23,7 @@ import uuid
 from pathlib import Path
 
 ROOT = tempfile.mkdtemp(prefix="cognee-bench-")
+atexit.register(shutil.rmtree, ROOT, ignore_errors=True)  # Cognee's store for this run only
 os.environ.update(
     TELEMETRY_DISABLED="1", COGNEE_SKIP_CONNECTION_TEST="true", LLM_API_KEY="dummy", MOCK_EMBEDDING="true",
     SYSTEM_ROOT_DIRECTORY=f"{ROOT}/system", DATA_ROOT_DIRECTORY=f"{ROOT}/data", LOG_LEVEL="ERROR",

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,7 +93,11 @@ def main() -> None:
         ok, detail = asyncio.run(check(data_dir, a.backend))
         failures += not ok
         print(f"round {r}: {'ok' if ok else 'INCONSISTENT ' + detail}", flush=True)
-    print(f"{a.rounds} random kill points on {a.backend}: {failures} failure(s); store at {data_dir}")
+    if failures:
+        print(f"{a.rounds} random kill points on {a.backend}: {failures} failure(s); store kept at {data_dir}")
+    else:
+        shutil.rmtree(data_dir.parent)
+        print(f"{a.rounds} random kill points on {a.backend}: no failure")
 
 
 if __name__ == "__main__":

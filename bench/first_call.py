@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
+from workload import scratch  # bench/ is the script's folder, on sys.path
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,15 +44,19 @@ OURS = [sys.executable, "-m", "memsweep", "serve"]
 BARE = [sys.executable, str(HERE / "bare_server.py")]
 
 
-def store(data_dir: str | None, items: int, prefix: str) -> Path:
-    """`data_dir` as given, or a new store of `items` items built once by bench/scenarios.py."""
+@contextlib.contextmanager
+def store(data_dir: str | None, items: int, prefix: str) -> Iterator[Path]:
+    """`data_dir` as given, or a new store of `items` items built by bench/scenarios.py for this run and
+    removed after it."""
     if data_dir:
-        return Path(data_dir)
-    path = Path(tempfile.mkdtemp(prefix=prefix)) / "store"
-    print(f"building a {items}-item store in {path} ...", flush=True)
-    subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(path), str(items)],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return path
+        yield Path(data_dir)
+        return
+    with scratch(prefix) as tmp:
+        path = tmp / "store"
+        print(f"building a {items}-item store in {path} ...", flush=True)
+        subprocess.run([sys.executable, str(HERE / "scenarios.py"), "build", str(path), str(items)],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        yield path
 
 
 def main() -> None:
@@ -59,22 +65,22 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--data-dir")
     args = ap.parse_args()
-    data_dir = store(args.data_dir, args.items, "first-call-")
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    asyncio.run(first_call(OURS, env, "list_datasets"))  # warms the OS page cache for both sides
-    rows: dict[str, list[float]] = {"memsweep": [], "bare": [], "memsweep_init": [], "bare_init": []}
-    for _ in range(args.reps):
-        init, total = asyncio.run(first_call(OURS, env, "list_datasets"))
-        rows["memsweep"].append(total)
-        rows["memsweep_init"].append(init)
-        init, total = asyncio.run(first_call(BARE, env, "ping"))
-        rows["bare"].append(total)
-        rows["bare_init"].append(init)
-    med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"spawn → initialized: memsweep {med['memsweep_init']:.0f} ms, bare {med['bare_init']:.0f} ms")
-    print(f"spawn → first tool result: memsweep list_datasets {med['memsweep']:.0f} ms "
-          f"(min {min(rows['memsweep']):.0f}, max {max(rows['memsweep']):.0f}), "
-          f"bare ping {med['bare']:.0f} ms: {med['memsweep'] / med['bare']:.2f}x (target ≤ 1.5x)")  # fmt: skip
+    with store(args.data_dir, args.items, "first-call-") as data_dir:
+        env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+        asyncio.run(first_call(OURS, env, "list_datasets"))  # warms the OS page cache for both sides
+        rows: dict[str, list[float]] = {"memsweep": [], "bare": [], "memsweep_init": [], "bare_init": []}
+        for _ in range(args.reps):
+            init, total = asyncio.run(first_call(OURS, env, "list_datasets"))
+            rows["memsweep"].append(total)
+            rows["memsweep_init"].append(init)
+            init, total = asyncio.run(first_call(BARE, env, "ping"))
+            rows["bare"].append(total)
+            rows["bare_init"].append(init)
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        print(f"spawn → initialized: memsweep {med['memsweep_init']:.0f} ms, bare {med['bare_init']:.0f} ms")
+        print(f"spawn → first tool result: memsweep list_datasets {med['memsweep']:.0f} ms "
+              f"(min {min(rows['memsweep']):.0f}, max {max(rows['memsweep']):.0f}), "
+              f"bare ping {med['bare']:.0f} ms: {med['memsweep'] / med['bare']:.2f}x (target ≤ 1.5x)")  # fmt: skip
 
 
 if __name__ == "__main__":

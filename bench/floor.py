@@ -16,13 +16,13 @@ import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from workload import item, scratch  # bench/ is the script's folder, on sys.path
 
 DIM = 256
 
@@ -56,8 +56,10 @@ def delete_erasing(uri: str, session: object, where: str) -> None:
 def main(n: int) -> dict:
     """Keeping and erasing deletes each on a store of its own (see `layout`), the dataset delete after the
     keeping ones."""
-    keep, empty_ms = _plain_deletes(n, erase=False)
-    erase, _ = _plain_deletes(n, erase=True)
+    with scratch("floor-") as tmp:
+        keep, empty_ms = _plain_deletes(n, tmp, erase=False)
+    with scratch("floor-") as tmp:
+        erase, _ = _plain_deletes(n, tmp, erase=True)
     return {
         "n": n,
         "delete_data_p50_ms": round(statistics.median(keep) * 1000, 2),
@@ -66,12 +68,11 @@ def main(n: int) -> dict:
     }
 
 
-def _plain_deletes(n: int, erase: bool) -> tuple[list[float], float]:
+def _plain_deletes(n: int, tmp: Path, erase: bool) -> tuple[list[float], float]:
     import kuzu
     import lance
     import pyarrow as pa
 
-    tmp = Path(tempfile.mkdtemp(prefix="floor-"))
     ids = [str(uuid.uuid4()) for _ in range(n)]
     ds = [f"ds{i % 10}" for i in range(n)]
     db = sqlite3.connect(tmp / "m.db", isolation_level=None)
@@ -127,7 +128,10 @@ def layout(n: int) -> dict:
     scenarios run them: until issue 12's fourth session they alternated in one store, and every erase's
     deferred index remap made the next plain delete 2-3 ms slower, a floor that flattered memsweep's
     erase=false ratio)."""
-    keep, erase = _layout_deletes(n, erase=False), _layout_deletes(n, erase=True)
+    with scratch("floor-layout-") as tmp:
+        keep = _layout_deletes(n, tmp, erase=False)
+    with scratch("floor-layout-") as tmp:
+        erase = _layout_deletes(n, tmp, erase=True)
     return {
         "n": n,
         "layout": "memsweep",
@@ -136,7 +140,7 @@ def layout(n: int) -> dict:
     }
 
 
-def _layout_deletes(n: int, erase: bool) -> list[float]:
+def _layout_deletes(n: int, tmp: Path, erase: bool) -> list[float]:
     """The floor on memsweep's layout (issue 12.6), with bench/workload.py's items: SQLite tables for items,
     chunks, entities and the item→entity and chunk→entity references (the reference counts live there, as
     in memsweep: DESIGN.md), one vector row per chunk with BTREE indexes on chunk_id, data_id and
@@ -150,10 +154,6 @@ def _layout_deletes(n: int, erase: bool) -> list[float]:
     import lance
     import pyarrow as pa
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from workload import item
-
-    tmp = Path(tempfile.mkdtemp(prefix="floor-layout-"))
     ns = uuid.UUID("0b5a1e7c-59a4-4d58-9a6f-0c8b7e9b5d21")
     items = [item(i) for i in range(n)]
     ids = [str(uuid.uuid4()) for _ in range(n)]

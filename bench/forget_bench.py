@@ -16,21 +16,20 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import item, save
+from workload import item, save, scratch
 
 
-async def run(args: argparse.Namespace) -> dict:
+async def run(args: argparse.Namespace, root: Path) -> dict:
     from memsweep.api import Memory
     from memsweep.storage.stores.schema import data, data_entities, entities
     from sqlalchemy import select
 
-    data_dir = Path(tempfile.mkdtemp(prefix="forget-bench-")) / "d"
+    data_dir = root / "d"
     subjects = 2 * args.rounds
     async with Memory.open(data_dir) as mem:
         started = time.perf_counter()
@@ -83,7 +82,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out")
     args = ap.parse_args()
-    save(args.out, asyncio.run(run(args)))
+    with scratch("forget-bench-") as root:
+        save(args.out, asyncio.run(run(args, root)))
 
 
 if __name__ == "__main__":

@@ -55,32 +55,33 @@ def main() -> None:
     ap.add_argument("--deletes", type=int, default=10)
     ap.add_argument("--data-dir")
     args = ap.parse_args()
-    data_dir = store(args.data_dir, args.items, "per-call-")
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
-    print(f"before: {fragments(data_dir)}")
+    with store(args.data_dir, args.items, "per-call-") as data_dir:
+        env = dict(os.environ, MEMSWEEP_DATA_DIR=str(data_dir))
+        print(f"before: {fragments(data_dir)}")
 
-    def phase(name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
-        rows: dict[str, list[float]] = {"wall": [], "call": [], "bare_wall": [], "bare_call": []}
-        for tool, tool_args in calls:
-            wall, call, _ = asyncio.run(one_call(OURS, env, tool, tool_args))
-            rows["wall"].append(wall)
-            rows["call"].append(call)
-            wall, call, _ = asyncio.run(one_call(BARE, env, "ping", {}))
-            rows["bare_wall"].append(wall)
-            rows["bare_call"].append(call)
-        med = {k: statistics.median(v) for k, v in rows.items()}
-        print(f"{name} x{len(calls)}: memsweep wall {med['wall']:.0f} ms, call {med['call']:.1f} ms | "
-              f"bare wall {med['bare_wall']:.0f} ms, call {med['bare_call']:.1f} ms | "
-              f"after: {fragments(data_dir)}")  # fmt: skip
+        def phase(name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+            rows: dict[str, list[float]] = {"wall": [], "call": [], "bare_wall": [], "bare_call": []}
+            for tool, tool_args in calls:
+                wall, call, _ = asyncio.run(one_call(OURS, env, tool, tool_args))
+                rows["wall"].append(wall)
+                rows["call"].append(call)
+                wall, call, _ = asyncio.run(one_call(BARE, env, "ping", {}))
+                rows["bare_wall"].append(wall)
+                rows["bare_call"].append(call)
+            med = {k: statistics.median(v) for k, v in rows.items()}
+            print(f"{name} x{len(calls)}: memsweep wall {med['wall']:.0f} ms, call {med['call']:.1f} ms | "
+                  f"bare wall {med['bare_wall']:.0f} ms, call {med['bare_call']:.1f} ms | "
+                  f"after: {fragments(data_dir)}")  # fmt: skip
 
-    phase(
-        "add", [("add", {"dataset": "per-call", "text": f"Per-call memory {i} about Oslo."}) for i in range(args.adds)]
-    )
-    if not args.deletes:
-        return
-    _, _, listed = asyncio.run(one_call(OURS, env, "list_data", {"dataset_id": "per-call", "limit": args.deletes}))
-    victims = [item["id"] for item in listed["items"]]
-    phase("delete_data erase=true", [("delete_data", {"dataset_id": "per-call", "data_id": v}) for v in victims])
+        phase(
+            "add",
+            [("add", {"dataset": "per-call", "text": f"Per-call memory {i} about Oslo."}) for i in range(args.adds)],
+        )
+        if not args.deletes:
+            return
+        _, _, listed = asyncio.run(one_call(OURS, env, "list_data", {"dataset_id": "per-call", "limit": args.deletes}))
+        victims = [item["id"] for item in listed["items"]]
+        phase("delete_data erase=true", [("delete_data", {"dataset_id": "per-call", "data_id": v}) for v in victims])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from workload import scratch  # bench/ is the script's folder, on sys.path
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ["add_single", "add_batch", "list_datasets", "list_data_first", "list_data_middle", "delete_data",
              "delete_data_dry", "delete_data_keep_bytes", "empty_dataset", "delete_all", "forget_everything",
@@ -58,9 +60,10 @@ async def _first_list(argv: list[str], env: dict) -> float:
 
 
 def startup(reps: int = 5) -> dict:
-    env = dict(os.environ, MEMSWEEP_DATA_DIR=tempfile.mkdtemp(prefix="msstart-"))
-    ms = [asyncio.run(_first_list([sys.executable, "-m", "memsweep", "serve"], env)) for _ in range(reps)]
-    bare = [asyncio.run(_first_list([sys.executable, str(HERE / "bare_server.py")], env)) for _ in range(reps)]
+    with scratch("msstart-") as tmp:
+        env = dict(os.environ, MEMSWEEP_DATA_DIR=str(tmp))
+        ms = [asyncio.run(_first_list([sys.executable, "-m", "memsweep", "serve"], env)) for _ in range(reps)]
+        bare = [asyncio.run(_first_list([sys.executable, str(HERE / "bare_server.py")], env)) for _ in range(reps)]
     return {"memsweep_ms": round(statistics.median(ms) * 1000, 1), "bare_ms": round(statistics.median(bare) * 1000, 1)}
 
 

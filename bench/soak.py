@@ -23,7 +23,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from crash_random import CHILD, check  # noqa: E402
+from workload import scratch  # noqa: E402
 
 from tests.test_crash import KILL_AFTER_REPLY  # noqa: E402
 
@@ -46,7 +46,11 @@ def load() -> dict:
 
 
 def kill_round(rng: random.Random, backend: str, after_delete: bool) -> tuple[bool, str]:
-    data_dir = Path(tempfile.mkdtemp(prefix="soak-")) / "d"
+    with scratch("soak-") as root:
+        return _kill_round(root / "d", rng, backend, after_delete)
+
+
+def _kill_round(data_dir: Path, rng: random.Random, backend: str, after_delete: bool) -> tuple[bool, str]:
     env = dict(os.environ, MEMSWEEP_GRAPH_BACKEND=backend)
     if after_delete:
         argv = [sys.executable, "-c", KILL_AFTER_REPLY, str(data_dir), backend, str(rng.randrange(6))]

@@ -8,13 +8,13 @@ raw aiosqlite, SQLAlchemy on the stdlib driver, and raw sqlite3.
 import asyncio
 import json
 import sqlite3
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from sqlalchemy import Column, MetaData, String, Table, create_engine, select
 from sqlalchemy.ext.asyncio import create_async_engine
+from workload import scratch  # bench/ is the script's folder, on sys.path
 
 md = MetaData()
 data = Table("data", md, Column("id", String, primary_key=True), Column("dataset_id", String))
@@ -27,8 +27,8 @@ def per_stmt(fn, ids: list[str]) -> float:  # type: ignore[no-untyped-def]
     return round((time.perf_counter() - t) / len(ids) * 1000, 3)
 
 
-async def main() -> dict:
-    path = Path(tempfile.mkdtemp(prefix="sqlcost-")) / "m.db"
+async def main(root: Path) -> dict:
+    path = root / "m.db"
     raw = sqlite3.connect(path)
     ids = [str(uuid.uuid4()) for _ in range(10_000)]
     raw.execute("CREATE TABLE data (id TEXT PRIMARY KEY, dataset_id TEXT)")
@@ -65,4 +65,5 @@ async def main() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main())))
+    with scratch("sqlcost-") as root:
+        print(json.dumps(asyncio.run(main(root))))

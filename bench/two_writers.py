@@ -10,8 +10,9 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from workload import scratch  # bench/ is the script's folder, on sys.path
 
 CHILD = r"""
 import asyncio, json, sys, time
@@ -37,7 +38,11 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 
 def run(n_procs: int, ops: int) -> list[float]:
-    data_dir = Path(tempfile.mkdtemp(prefix="twowriters-")) / "d"
+    with scratch("twowriters-") as root:
+        return _run(root / "d", n_procs, ops)
+
+
+def _run(data_dir: Path, n_procs: int, ops: int) -> list[float]:
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(data_dir), f"p{k}", str(ops)], stdout=subprocess.PIPE, text=True)
              for k in range(n_procs)]  # fmt: skip
     out: list[float] = []

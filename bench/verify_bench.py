@@ -11,23 +11,22 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import item
+from workload import item, scratch
 
 
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-async def one(size: int, rounds: int) -> dict:
+async def one(size: int, rounds: int, root: Path) -> dict:
     from memsweep.api import Memory
 
-    data_dir = Path(tempfile.mkdtemp(prefix="verify-bench-")) / "d"
+    data_dir = root / "d"
     async with Memory.open(data_dir) as mem:
         for start in range(0, size, 1000):
             await mem.add_many([item(i) for i in range(start, min(start + 1000, size))])
@@ -61,7 +60,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     for size in (int(s) for s in a.sizes.split(",")):
-        asyncio.run(one(size, a.rounds))
+        with scratch("verify-bench-") as root:
+            asyncio.run(one(size, a.rounds, root))
 
 
 if __name__ == "__main__":

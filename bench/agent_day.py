@@ -110,6 +110,47 @@ def rss_by_mapping(pid: int) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
+class Cognee:
+    """Cognee 1.6.5's side of the day (bench/cognee_day.py, in Cognee's venv, its databases open for the
+    whole run): each call goes to it right after memsweep's, with the same arguments, and is timed here, a
+    round trip through its pipe as memsweep's goes through the server's."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.items: dict[str, tuple[str, str]] = {}  # memsweep's data_id -> Cognee's (dataset_id, data_id)
+        self.datasets: dict[str, str] = {}  # dataset name -> Cognee's dataset id
+
+    @classmethod
+    async def start(cls, python: str) -> Cognee:
+        proc = await asyncio.create_subprocess_exec(
+            python, str(PROBE_SITE.parent / "cognee_day.py"),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            limit=2**24,
+        )  # fmt: skip
+        side = cls(proc)
+        await side._answer()
+        return side
+
+    async def _answer(self) -> dict:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            if line.startswith(b"@@ "):
+                return json.loads(line[3:])
+        raise RuntimeError(f"bench/cognee_day.py ended (exit {await self.proc.wait()})")
+
+    async def call(self, **call: object) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(call).encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self._answer()
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b'{"op": "quit"}\n')
+        await self.proc.stdin.drain()
+        await self.proc.wait()
+
+
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
@@ -147,14 +188,27 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
     all_ops: dict[str, list[float]] = {}
     live: dict[str, list[str]] = {}
 
-    async def timed(c: Client, op: str, tool: str, arguments: dict) -> dict:
-        start = time.perf_counter()
-        r = await c.call_tool(tool, arguments)
+    def record(op: str, start: float) -> None:
         ms = (time.perf_counter() - start) * 1000
         window.setdefault(op, []).append(ms)
         all_ops.setdefault(op, []).append(ms)
+
+    async def timed(c: Client, op: str, tool: str, arguments: dict) -> dict:
+        start = time.perf_counter()
+        r = await c.call_tool(tool, arguments)
+        record(op, start)
         assert not r.is_error, r.content[0].text
         return r.structured_content or {}
+
+    cognee = await Cognee.start(args.cognee_python) if args.cognee_python else None
+    cognee_adds = args.adds if args.cognee_adds is None else args.cognee_adds
+
+    async def cognee_timed(op: str, **call: object) -> dict:
+        assert cognee is not None
+        start = time.perf_counter()
+        out = await cognee.call(op=op, **call)
+        record(f"cognee_{op}", start)
+        return out
 
     async with Client(params, mode="legacy") as c:
         start = time.perf_counter()
@@ -170,11 +224,15 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
         for i in range(1, args.adds + 1):
             ds = f"ds{rng.randrange(8)}"
             names = rng.sample(NAMES, 2)
-            added = await timed(c, "add", "add", {
-                "dataset": ds, "text": f"Turn {i}: {names[0]} talked with {names[1]} about item {rng.randrange(10**6)}.",
-                "entities": [{"name": n} for n in names],
-            })  # fmt: skip
+            text = f"Turn {i}: {names[0]} talked with {names[1]} about item {rng.randrange(10**6)}."
+            added = await timed(
+                c, "add", "add", {"dataset": ds, "text": text, "entities": [{"name": n} for n in names]}
+            )
             live.setdefault(ds, []).append(added["data_id"])
+            if cognee and i <= cognee_adds:
+                theirs = await cognee_timed("add", dataset=ds, text=text, entities=names)
+                cognee.items[added["data_id"]] = (theirs["dataset_id"], theirs["data_id"])
+                cognee.datasets[ds] = theirs["dataset_id"]
             raw_gap = rng.uniform(0, args.gap_max)
             gap = raw_gap * args.compress
             if i % 3 == 0:
@@ -189,6 +247,9 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                 await asyncio.sleep(gap)
                 gap = 0
                 await timed(c, op, "delete_data", {"dataset_id": victim_ds, "data_id": victim})
+                if cognee and victim in cognee.items:
+                    cds, cid = cognee.items.pop(victim)
+                    await cognee_timed("delete", dataset_id=cds, data_id=cid)
             if i % 2000 == 0:
                 victim_ds = rng.choice(sorted(live))
                 preview = await timed(c, "empty_preview", "empty_dataset", {"dataset_id": victim_ds})
@@ -196,6 +257,9 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                     await timed(c, "empty_dataset", "empty_dataset",
                                 {"dataset_id": victim_ds, "confirm_token": preview["confirm_token"]})  # fmt: skip
                 live[victim_ds] = []
+                if cognee and victim_ds in cognee.datasets:
+                    await cognee_timed("empty", dataset_id=cognee.datasets[victim_ds])
+                    cognee.items = {k: v for k, v in cognee.items.items() if v[0] != cognee.datasets[victim_ds]}
             await asyncio.sleep(gap)
             if i % args.every == 0:
                 frags, versions = lance_state(data_dir)
@@ -207,12 +271,20 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                     **{f"{op}_p50": round(pct(v, 0.5), 2) for op, v in window.items()},
                     **{f"{op}_p95": round(pct(v, 0.95), 2) for op, v in window.items()},
                 }  # fmt: skip
+                if cognee:
+                    theirs = memory_mb(cognee.proc.pid)
+                    row.update(cognee_rss_mb=theirs["rss_mb"], cognee_pss_mb=theirs["pss_mb"])
                 rows.append(row)
                 cells = [f"{pct(window.get(o, []), 0.5):.0f}/{pct(window.get(o, []), 0.95):.0f}"
                          for o in ("add", "search", "delete", "delete_after_idle")]  # fmt: skip
                 print(f"{i:>6} {row['rss_mb']:>7.0f} {row['anon_mb']:>5.0f} {row['pss_mb']:>5.0f} {row['dir_mb']:>7.1f} {frags:>5} {versions:>5} "
                       f"{loop['worst_ms']:>6.1f}  {'  '.join(cells)}",
                       flush=True)  # fmt: skip
+                if cognee and "cognee_rss_mb" in row:
+                    cells = [f"{o} {pct(window.get('cognee_' + o, []), 0.5):.0f}/{pct(window.get('cognee_' + o, []), 0.95):.0f}"
+                             for o in ("add", "delete")]  # fmt: skip
+                    print(f"{'':>6} Cognee: RSS {row['cognee_rss_mb']:.0f} MB, PSS {row['cognee_pss_mb']:.0f}; "
+                          f"p50/p95 ms: {', '.join(cells)}", flush=True)  # fmt: skip
                 window = {}
         idle: dict[str, float] = {}
         idle_anon: dict[str, float] = {}
@@ -253,6 +325,23 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
         first = next((r for r in rows if r["adds"] >= 1000), rows[0])
         print(f"RSS at {rows[-1]['adds']} adds / at {first['adds']}: {rows[-1]['rss_mb'] / first['rss_mb']:.2f}x "
               f"(target ≤ 1.2x and < 350 MB); median add {statistics.median([r.get('add_p50', 0) for r in rows]):.1f} ms")  # fmt: skip
+    if cognee:
+        await cognee.close()
+        result["cognee"] = {"adds": min(cognee_adds, args.adds)}
+        print(f"against Cognee 1.6.5 (its first {result['cognee']['adds']} adds and the deletes of those items; "
+              "p50 over the run, ms):")  # fmt: skip
+        for label, ours, theirs in (("add", ["add"], "cognee_add"), ("delete_data", ["delete", "delete_after_idle"], "cognee_delete"),
+                                    ("empty_dataset", ["empty_dataset"], "cognee_empty")):  # fmt: skip
+            mine = [x for op in ours for x in all_ops.get(op, [])]
+            if mine and all_ops.get(theirs):
+                a, b = statistics.median(mine), statistics.median(all_ops[theirs])
+                result["cognee"][label] = {"memsweep_p50": a, "cognee_p50": b, "n": [len(mine), len(all_ops[theirs])]}
+                print(f"  {label:<14} memsweep {a:8.1f} (n={len(mine)})  Cognee {b:8.1f} (n={len(all_ops[theirs])})  "
+                      f"ratio {a / b:.3f}")  # fmt: skip
+        if rows and "cognee_rss_mb" in rows[-1]:
+            last = rows[-1]
+            print(f"  memory at {last['adds']} adds: memsweep RSS {last['rss_mb']:.0f} MB (PSS {last['pss_mb']:.0f}), "
+                  f"Cognee RSS {last['cognee_rss_mb']:.0f} MB (PSS {last['cognee_pss_mb']:.0f})")  # fmt: skip
     return result
 
 
@@ -300,6 +389,8 @@ def main() -> None:
     ap.add_argument("--real-delete-gaps", action="store_true")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--data-dir")
+    ap.add_argument("--cognee-python", help="python of a venv with cognee==1.6.5: the same day through Cognee too")
+    ap.add_argument("--cognee-adds", type=int, help="Cognee takes part in the first N adds only (~0.45 s each)")
     ap.add_argument("--out")
     args = ap.parse_args()
     with scratch("agent-day-", args.data_dir) as root:

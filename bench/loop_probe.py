@@ -94,10 +94,12 @@ class Probe:
                 "top": [{"ms": round(ms, 2), "at_s": round(at, 2)} for ms, at in self.worst],
                 "caught": self.caught,
             }
-        tmp = self.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.out)
+            # under the lock too: the watcher's last write and the one at exit can run at once, and the
+            # second os.replace then found no tmp file ("Exception in thread … (watch)" at a server's exit)
+            tmp = self.out + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.out)
 
 
 def install(out: str) -> None:

@@ -202,12 +202,15 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
 
     cognee = await Cognee.start(args.cognee_python) if args.cognee_python else None
     cognee_adds = args.adds if args.cognee_adds is None else args.cognee_adds
+    paired: dict[str, list[tuple[float, float]]] = {}  # per call: (memsweep's ms, Cognee's ms) for the same call
 
-    async def cognee_timed(op: str, **call: object) -> dict:
+    async def cognee_timed(op: str, ours: str, **call: object) -> dict:
+        """Cognee's turn at the call memsweep just made (its time is the last of `all_ops[ours]`)."""
         assert cognee is not None
         start = time.perf_counter()
         out = await cognee.call(op=op, **call)
         record(f"cognee_{op}", start)
+        paired.setdefault(op, []).append((all_ops[ours][-1], all_ops[f"cognee_{op}"][-1]))
         return out
 
     async with Client(params, mode="legacy") as c:
@@ -230,7 +233,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             )
             live.setdefault(ds, []).append(added["data_id"])
             if cognee and i <= cognee_adds:
-                theirs = await cognee_timed("add", dataset=ds, text=text, entities=names)
+                theirs = await cognee_timed("add", "add", dataset=ds, text=text, entities=names)
                 cognee.items[added["data_id"]] = (theirs["dataset_id"], theirs["data_id"])
                 cognee.datasets[ds] = theirs["dataset_id"]
             raw_gap = rng.uniform(0, args.gap_max)
@@ -249,7 +252,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                 await timed(c, op, "delete_data", {"dataset_id": victim_ds, "data_id": victim})
                 if cognee and victim in cognee.items:
                     cds, cid = cognee.items.pop(victim)
-                    await cognee_timed("delete", dataset_id=cds, data_id=cid)
+                    await cognee_timed("delete", op, dataset_id=cds, data_id=cid)
             if i % 2000 == 0:
                 victim_ds = rng.choice(sorted(live))
                 preview = await timed(c, "empty_preview", "empty_dataset", {"dataset_id": victim_ds})
@@ -258,7 +261,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
                                 {"dataset_id": victim_ds, "confirm_token": preview["confirm_token"]})  # fmt: skip
                 live[victim_ds] = []
                 if cognee and victim_ds in cognee.datasets:
-                    await cognee_timed("empty", dataset_id=cognee.datasets[victim_ds])
+                    await cognee_timed("empty", "empty_dataset", dataset_id=cognee.datasets[victim_ds])
                     cognee.items = {k: v for k, v in cognee.items.items() if v[0] != cognee.datasets[victim_ds]}
             await asyncio.sleep(gap)
             if i % args.every == 0:
@@ -328,16 +331,13 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
     if cognee:
         await cognee.close()
         result["cognee"] = {"adds": min(cognee_adds, args.adds)}
-        print(f"against Cognee 1.6.5 (its first {result['cognee']['adds']} adds and the deletes of those items; "
-              "p50 over the run, ms):")  # fmt: skip
-        for label, ours, theirs in (("add", ["add"], "cognee_add"), ("delete_data", ["delete", "delete_after_idle"], "cognee_delete"),
-                                    ("empty_dataset", ["empty_dataset"], "cognee_empty")):  # fmt: skip
-            mine = [x for op in ours for x in all_ops.get(op, [])]
-            if mine and all_ops.get(theirs):
-                a, b = statistics.median(mine), statistics.median(all_ops[theirs])
-                result["cognee"][label] = {"memsweep_p50": a, "cognee_p50": b, "n": [len(mine), len(all_ops[theirs])]}
-                print(f"  {label:<14} memsweep {a:8.1f} (n={len(mine)})  Cognee {b:8.1f} (n={len(all_ops[theirs])})  "
-                      f"ratio {a / b:.3f}")  # fmt: skip
+        print(f"against Cognee 1.6.5, the calls both made (its first {result['cognee']['adds']} adds and the "
+              "deletes of those items), p50 ms:")  # fmt: skip
+        for op, label in (("add", "add"), ("delete", "delete_data"), ("empty", "empty_dataset")):
+            if pairs := paired.get(op):
+                a, b = statistics.median(x for x, _ in pairs), statistics.median(y for _, y in pairs)
+                result["cognee"][label] = {"memsweep_p50": a, "cognee_p50": b, "n": len(pairs)}
+                print(f"  {label:<14} memsweep {a:8.1f}  Cognee {b:8.1f}  ratio {a / b:.3f}  (n={len(pairs)})")
         if rows and "cognee_rss_mb" in rows[-1]:
             last = rows[-1]
             print(f"  memory at {last['adds']} adds: memsweep RSS {last['rss_mb']:.0f} MB (PSS {last['pss_mb']:.0f}), "
